@@ -1,0 +1,33 @@
+# The two commands of this project are `make run` and `make test`; each sets
+# up what it needs (.venv with requirements.txt) on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint unit system-deps clean
+
+$(INSTALLED): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(INSTALLED)
+
+## make run: a local three-node cluster (ports 3000/3001, 4000/4001, 5000/5001); Ctrl-C stops it.
+run: $(INSTALLED)
+	$(PY) manage.py runcluster
+
+## make test: lint, type checks, and the whole test suite (unit, API, real clusters, browser).
+test: $(INSTALLED) system-deps lint
+	$(PY) -m pytest
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## Chromium renders the browsable API and Swagger UI in the page tests.
+system-deps:
+	@bash deploy/install-system-deps.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis data

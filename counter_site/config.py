@@ -1,0 +1,154 @@
+"""The node's configuration, read from ``COUNTER_*`` environment variables.
+
+Django-free, so the gunicorn configuration and tests can use it without
+settings. Every bad value raises ``ConfigError`` with one line naming the
+variable and the value, which ``manage.py`` prints before exiting non-zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from storage_app.core.keywords import TOKENIZERS
+from storage_app.core.store import DEFAULT_MAX_SLOTS
+
+
+class ConfigError(ValueError):
+    """A COUNTER_* variable holds a value the node cannot run with."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything a node is configured with; see the README's table for meanings."""
+
+    node_id: int
+    seeds: tuple[str, ...]
+    public_port: int
+    sync_port: int
+    host: str
+    data_dir: Path
+    dump_interval: float
+    sync_interval: float
+    sync_timeout: float
+    tokenizer: str
+    max_body_bytes: int
+    max_sync_body_bytes: int
+    threads: int
+    internal_token: str
+    log_level: str
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.data_dir / f"node-{self.node_id}.snapshot"
+
+    @property
+    def internal_token_path(self) -> Path:
+        return self.data_dir / f"node-{self.node_id}.internal-token"
+
+    @property
+    def local_address(self) -> str:
+        """The address this node's own commands connect to (loopback for a wildcard listen address)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"[{host}]" if ":" in host else host
+
+    @property
+    def sync_base_url(self) -> str:
+        return f"http://{self.local_address}:{self.sync_port}"
+
+    @property
+    def public_base_url(self) -> str:
+        return f"http://{self.local_address}:{self.public_port}"
+
+
+def _raw(environ: Mapping[str, str], name: str, default: str) -> str:
+    return environ.get(name, default).strip()
+
+
+def _fail(name: str, value: str, expectation: str) -> ConfigError:
+    return ConfigError(f"{name}={value!r}: {expectation}")
+
+
+def env_int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """An integer in [low, high]."""
+    value = _raw(environ, name, str(default))
+    try:
+        number = int(value)
+    except ValueError:
+        raise _fail(name, value, f"must be an integer from {low} to {high}") from None
+    if not low <= number <= high:
+        raise _fail(name, value, f"must be an integer from {low} to {high}")
+    return number
+
+
+def env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    """A positive, finite number of seconds (fractions allowed)."""
+    value = _raw(environ, name, str(default))
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise _fail(name, value, "must be a number of seconds greater than 0") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise _fail(name, value, "must be a number of seconds greater than 0")
+    return seconds
+
+
+def env_choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _raw(environ, name, default).lower()
+    if value not in choices:
+        raise _fail(name, value, f"must be one of {', '.join(choices)}")
+    return value
+
+
+def env_seeds(environ: Mapping[str, str], name: str = "COUNTER_SEEDS") -> tuple[str, ...]:
+    """Comma-separated http(s) base URLs; blanks trimmed, empty entries dropped."""
+    raw = environ.get(name, "")
+    seeds: list[str] = []
+    for entry in raw.split(","):
+        seed = entry.strip()
+        if not seed:
+            continue
+        parts = urlsplit(seed)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.query or parts.fragment:
+            raise _fail(name, raw, f"{seed!r} is not an http(s) base URL like http://localhost:4001")
+        seeds.append(seed.rstrip("/"))
+    return tuple(seeds)
+
+
+def load_config(environ: Mapping[str, str]) -> NodeConfig:
+    """Read and check every COUNTER_* variable; raise ``ConfigError`` on the first bad one."""
+    node_id = env_int(environ, "COUNTER_NODE_ID", 0, 0, DEFAULT_MAX_SLOTS - 1)
+    public_port = env_int(environ, "COUNTER_PUBLIC_PORT", 3000, 1, 65535)
+    sync_port = env_int(environ, "COUNTER_SYNC_PORT", 3001, 1, 65535)
+    if public_port == sync_port:
+        raise _fail("COUNTER_SYNC_PORT", str(sync_port), "must differ from COUNTER_PUBLIC_PORT")
+    host = _raw(environ, "COUNTER_HOST", "127.0.0.1")
+    if not host or any(character.isspace() for character in host):
+        raise _fail("COUNTER_HOST", host, "must be an address to listen on, like 127.0.0.1 or 0.0.0.0")
+    data_dir = _raw(environ, "COUNTER_DATA_DIR", "data")
+    if not data_dir:
+        raise _fail("COUNTER_DATA_DIR", data_dir, "must be a directory path")
+    return NodeConfig(
+        node_id=node_id,
+        seeds=env_seeds(environ),
+        public_port=public_port,
+        sync_port=sync_port,
+        host=host,
+        data_dir=Path(data_dir),
+        dump_interval=env_seconds(environ, "COUNTER_DUMP_INTERVAL", 1.0),
+        sync_interval=env_seconds(environ, "COUNTER_SYNC_INTERVAL", 1.0),
+        sync_timeout=env_seconds(environ, "COUNTER_SYNC_TIMEOUT", 5.0),
+        tokenizer=env_choice(environ, "COUNTER_TOKENIZER", "words", TOKENIZERS),
+        max_body_bytes=env_int(environ, "COUNTER_MAX_BODY_BYTES", 16 * 1024 * 1024, 1, 1 << 40),
+        max_sync_body_bytes=env_int(environ, "COUNTER_MAX_SYNC_BODY_BYTES", 512 * 1024 * 1024, 1, 1 << 40),
+        threads=env_int(environ, "COUNTER_THREADS", 8, 1, 256),
+        internal_token=_raw(environ, "COUNTER_INTERNAL_TOKEN", ""),
+        log_level=env_choice(environ, "COUNTER_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+    )

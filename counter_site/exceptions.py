@@ -1,0 +1,69 @@
+"""Domain errors become HTTP here, and every error body is JSON.
+
+Error bodies have the shape ``{"detail": "<what went wrong and what to do>",
+"code": "<stable machine-readable code>"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from storage_app.core.errors import BadSyncPayload, CounterError, TooManySlots
+
+_STATUS_OF: dict[type[CounterError], int] = {
+    BadSyncPayload: status.HTTP_400_BAD_REQUEST,
+    TooManySlots: status.HTTP_400_BAD_REQUEST,
+}
+
+
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body is too large."
+    default_code = "payload_too_large"
+
+
+class InvalidText(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "Request body is not valid UTF-8 text."
+    default_code = "invalid_utf8"
+
+
+class ServiceUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The node is shutting down and takes no more writes; retry on another node."
+    default_code = "unavailable"
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus the core's errors, plus a ``code`` in every body."""
+    if isinstance(exc, CounterError):
+        return Response(
+            {"detail": str(exc), "code": exc.code},
+            status=_STATUS_OF.get(type(exc), status.HTTP_500_INTERNAL_SERVER_ERROR),
+        )
+    response = exception_handler(exc, context)
+    if response is not None and isinstance(exc, APIException) and isinstance(response.data, dict):
+        codes = exc.get_codes()
+        response.data.setdefault("code", codes if isinstance(codes, str) else "invalid")
+    if response is not None and isinstance(exc, PayloadTooLarge):
+        # The unread rest of the body would otherwise be parsed as the next request.
+        response["Connection"] = "close"
+    return response
+
+
+def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse({"detail": f"No route {request.path!r} on this port.", "code": "not_found"}, status=404)
+
+
+def json_server_error(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"detail": "Internal error; the node logged it.", "code": "server_error"}, status=500)
+
+
+def json_bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)

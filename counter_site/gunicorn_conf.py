@@ -1,0 +1,63 @@
+"""gunicorn settings for a node (``python manage.py runnode`` starts gunicorn with them).
+
+One worker process with threads: the G-Counter store lives in the worker's
+memory, so a second worker would be a second, diverging store. Threads serve
+requests concurrently; the store's lock keeps them consistent.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from counter_site.config import load_config
+
+_config = load_config(os.environ)
+_host = f"[{_config.host}]" if ":" in _config.host else _config.host
+
+bind = [f"{_host}:{_config.public_port}", f"{_host}:{_config.sync_port}"]
+workers = 1
+worker_class = "gthread"
+threads = _config.threads
+keepalive = 5
+timeout = 60
+graceful_timeout = 15
+# Room for GET /keywords with a hundred keywords or more in the query string.
+limit_request_line = 8190
+accesslog = None
+errorlog = "-"
+loglevel = _config.log_level
+proc_name = f"counter-node-{_config.node_id}"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "node": {"format": f"%(asctime)s node={_config.node_id} %(levelname)s gunicorn: %(message)s"},
+    },
+    # gunicorn's own defaults name these two handlers; ours replace them.
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "node"},
+        "error_console": {"class": "logging.StreamHandler", "formatter": "node"},
+    },
+    "loggers": {
+        "gunicorn.error": {"handlers": ["error_console"], "level": _config.log_level.upper(), "propagate": False},
+        # One line per request would drown the cluster's log; the access log stays off.
+        "gunicorn.access": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+    },
+}
+# Several nodes run side by side on one machine; gunicorn's control socket
+# (one fixed path per user) would be shared by all of them.
+control_socket_disable = True
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Last dump in the worker itself, after its final request: nothing served is left unwritten."""
+    try:
+        from storage_app import services
+
+        result = services.dump_snapshot()
+    except Exception:  # the worker is exiting; say why the dump failed, don't hide the exit
+        server.log.exception("final dump failed")
+        return
+    if result.written:
+        server.log.info("final dump: %d keys, %d bytes", result.keys, result.size_bytes)

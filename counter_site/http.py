@@ -1,0 +1,41 @@
+"""Reading request bodies against a size limit, the same way on both ports."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from rest_framework.request import Request
+
+from counter_site.exceptions import PayloadTooLarge
+
+
+def read_body(request: Request | HttpRequest, limit: int, setting: str) -> bytes:
+    """The raw body, whatever its Content-Type; ``PayloadTooLarge`` past ``limit`` bytes.
+
+    A declared Content-Length over the limit is refused before reading anything.
+    A chunked body (no Content-Length) is read up to one byte past the limit,
+    since Django itself would read it as empty.
+    """
+    http_request: HttpRequest = request._request if isinstance(request, Request) else request
+    too_large = PayloadTooLarge(f"Request body is larger than {setting}={limit} bytes; send it in smaller parts.")
+    try:
+        declared = int(http_request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise too_large
+    if "chunked" in http_request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        stream = http_request.META["wsgi.input"]
+        parts: list[bytes] = []
+        remaining = limit + 1
+        while remaining > 0:
+            part = stream.read(min(remaining, 1 << 20))
+            if not part:
+                break
+            parts.append(part)
+            remaining -= len(part)
+        body = b"".join(parts)
+    else:
+        body = http_request.body
+    if len(body) > limit:
+        raise too_large
+    return body

@@ -1,0 +1,93 @@
+"""The shape shared by the commands that loop beside gunicorn (runsync, dumpstate).
+
+``--once`` runs one step and exits; otherwise the step runs every
+``--interval`` seconds until SIGTERM or SIGINT, which only set an event (so the
+wait wakes at once), and then the step runs one last time (final push, final
+dump) before the command exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from counter_site.node_client import NodeUnreachable
+
+logger = logging.getLogger(__name__)
+
+
+def positive_seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError(value)
+    return seconds
+
+
+class LoopCommand(BaseCommand):
+    default_interval_setting = ""  # name of the NodeConfig field with the default interval
+    final_step_name = "final step"
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--once", action="store_true", help="Run one step, then exit.")
+        parser.add_argument(
+            "--interval",
+            type=positive_seconds,
+            default=None,
+            help="Seconds between steps (default: from the environment).",
+        )
+
+    def setup(self) -> None:
+        """Prepare for ``run_once``; called once before the first step."""
+
+    def run_once(self) -> str:
+        """One step; returns a one-line summary. Raises ``NodeUnreachable`` if the node is down."""
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        """Release what ``setup`` took."""
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from django.conf import settings
+
+        interval = options["interval"] or getattr(settings.COUNTER, self.default_interval_setting)
+        self.stopping = threading.Event()
+        self.setup()
+        try:
+            if options["once"]:
+                try:
+                    self.stdout.write(self.run_once())
+                except NodeUnreachable as error:
+                    raise CommandError(str(error)) from None
+                return
+            for signal_number in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signal_number, lambda *_: self.stopping.set())
+            self.loop(interval)
+        finally:
+            self.teardown()
+
+    def loop(self, interval: float) -> None:
+        node_was_down = False
+        while True:
+            stopping = self.stopping.is_set()
+            try:
+                summary = self.run_once()
+                if node_was_down:
+                    logger.info("node is answering again")
+                node_was_down = False
+                logger.debug("%s", summary)
+                if stopping:
+                    logger.info("%s: %s", self.final_step_name, summary)
+            except NodeUnreachable as error:
+                if not node_was_down:
+                    logger.warning("%s", error)
+                node_was_down = True
+            except Exception:  # a failed step is logged and retried, never fatal
+                logger.exception("step failed; retrying in %s s", interval)
+            if stopping:
+                return
+            self.stopping.wait(interval)

@@ -1,0 +1,20 @@
+"""URLs of the public port."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from counter_site.views import ApiRootView, HealthView
+
+urlpatterns = [
+    path("", ApiRootView.as_view(), name="api-root"),
+    path("", include("storage_app.urls")),
+    path("healthz", HealthView.as_view(), name="healthz"),
+    path("swagger", SpectacularJSONAPIView.as_view(urlconf="counter_site.urls_public"), name="schema"),
+    path("swagger/ui", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]
+
+handler400 = "counter_site.exceptions.json_bad_request"
+handler404 = "counter_site.exceptions.json_not_found"
+handler500 = "counter_site.exceptions.json_server_error"

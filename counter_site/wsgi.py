@@ -1,0 +1,17 @@
+"""WSGI entry point of a node: the process that owns the store.
+
+gunicorn runs it with one worker process and several threads (see
+``counter_site/gunicorn_conf.py``), because the store lives in this process.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "counter_site.settings")
+# Only the serving process loads the snapshot (storage_app.apps.StorageConfig.ready).
+os.environ["COUNTER_SERVING"] = "1"
+
+application = get_wsgi_application()

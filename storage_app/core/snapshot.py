@@ -1,0 +1,225 @@
+"""The snapshot file: a versioned, checksummed binary image of a store.
+
+Layout (all integers little-endian; the full description is docs/snapshot-format.md):
+
+    header   32 bytes  magic b"CNTRSNAP", u16 version (1), u16 header length (32),
+                       u32 node id, u64 log position, u32 flags (0), u32 CRC-32 of
+                       the 28 bytes before it
+    chunk    repeated  u32 rows (> 0), u32 width, rows x u64 keys (strictly
+                       ascending across the whole file), rows x width x u64 slot
+                       values, row after row
+    end      16 bytes  u32 0, u32 0, u64 total keys, u32 CRC-32 of every byte
+                       of the file before it
+
+The encoder is a generator of byte strings, so a snapshot is streamed to a file
+or over HTTP one chunk at a time. ``write_snapshot_file`` replaces the file
+atomically: temporary file in the same directory, fsync, rename, fsync of the
+directory. A reader checks the whole-file checksum before it believes anything,
+so a torn or foreign file is reported, never half-loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SnapshotCorrupt, SnapshotForeign
+from .store import DEFAULT_MAX_SLOTS, KeyArray, SlotArray, StoreChunk
+
+MAGIC = b"CNTRSNAP"
+VERSION = 1
+_HEADER = struct.Struct("<8sHHIQI")  # everything before the header checksum
+_HEADER_SIZE = _HEADER.size + 4
+_CHUNK = struct.Struct("<II")
+_END_TOTAL = struct.Struct("<Q")
+_CRC = struct.Struct("<I")
+_LE_U64 = np.dtype("<u8")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A decoded snapshot: ascending keys and one slot row per key."""
+
+    node_id: int
+    log_position: int
+    keys: KeyArray
+    slots: SlotArray
+
+
+@dataclass(frozen=True)
+class WrittenSnapshot:
+    """What ``write_snapshot_file`` wrote."""
+
+    path: Path
+    keys: int
+    size_bytes: int
+
+
+def encode_snapshot(chunks: Iterable[StoreChunk], node_id: int, log_position: int = 0) -> Iterator[bytes]:
+    """Yield the snapshot's bytes piece by piece; ``chunks`` must ascend by key."""
+    header = _HEADER.pack(MAGIC, VERSION, _HEADER_SIZE, node_id, log_position, 0)
+    header += _CRC.pack(zlib.crc32(header))
+    crc = zlib.crc32(header)
+    total = 0
+    yield header
+    for chunk in chunks:
+        rows, width = len(chunk.keys), chunk.slots.shape[1]
+        if rows == 0:
+            continue
+        for piece in (
+            _CHUNK.pack(rows, width),
+            chunk.keys.astype(_LE_U64, copy=False).tobytes(),
+            chunk.slots.astype(_LE_U64, copy=False).tobytes(),
+        ):
+            crc = zlib.crc32(piece, crc)
+            yield piece
+        total += rows
+    end = _CHUNK.pack(0, 0) + _END_TOTAL.pack(total)
+    crc = zlib.crc32(end, crc)
+    yield end + _CRC.pack(crc)
+
+
+def decode_snapshot(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot:
+    """Parse a whole snapshot; raise ``SnapshotCorrupt`` or ``SnapshotForeign`` if it is not one."""
+    view = memoryview(data)
+    if len(view) < _HEADER_SIZE or bytes(view[:8]) != MAGIC:
+        raise SnapshotForeign("not a Counter snapshot (bad magic number)")
+    _magic, version, header_size, node_id, log_position, _flags = _HEADER.unpack_from(view)
+    if version != VERSION:
+        raise SnapshotForeign(f"snapshot format version {version}; this build reads version {VERSION}")
+    (header_crc,) = _CRC.unpack_from(view, _HEADER.size)
+    if header_size != _HEADER_SIZE or header_crc != zlib.crc32(view[: _HEADER.size]):
+        raise SnapshotCorrupt("snapshot header is damaged (checksum mismatch)")
+    if len(view) < _HEADER_SIZE + _CHUNK.size + _END_TOTAL.size + _CRC.size:
+        raise SnapshotCorrupt(f"snapshot is truncated ({len(view)} bytes)")
+    (file_crc,) = _CRC.unpack_from(view, len(view) - _CRC.size)
+    if file_crc != zlib.crc32(view[: len(view) - _CRC.size]):
+        raise SnapshotCorrupt("snapshot checksum mismatch: the file is torn or damaged")
+
+    key_parts: list[KeyArray] = []
+    slot_parts: list[SlotArray] = []
+    offset = _HEADER_SIZE
+    body_end = len(view) - _END_TOTAL.size - _CRC.size
+    previous_last: int | None = None
+    while True:
+        if offset + _CHUNK.size > body_end:
+            raise SnapshotCorrupt(f"snapshot has no end marker (offset {offset})")
+        rows, width = _CHUNK.unpack_from(view, offset)
+        offset += _CHUNK.size
+        if rows == 0:
+            if width != 0:
+                raise SnapshotCorrupt(f"bad end marker at offset {offset - _CHUNK.size}")
+            break
+        if width > max_slots:
+            raise SnapshotCorrupt(f"chunk at offset {offset - _CHUNK.size} has {width} slots (limit {max_slots})")
+        size = rows * 8 * (1 + width)
+        if offset + size > body_end:
+            raise SnapshotCorrupt(f"chunk at offset {offset - _CHUNK.size} runs past the end of the file")
+        keys = np.frombuffer(view, dtype=_LE_U64, count=rows, offset=offset).astype(np.uint64)
+        slots = np.frombuffer(view, dtype=_LE_U64, count=rows * width, offset=offset + rows * 8)
+        offset += size
+        if rows > 1 and not bool((keys[1:] > keys[:-1]).all()):
+            raise SnapshotCorrupt("snapshot keys are not in ascending order")
+        if previous_last is not None and int(keys[0]) <= previous_last:
+            raise SnapshotCorrupt("snapshot keys are not in ascending order")
+        previous_last = int(keys[-1])
+        key_parts.append(keys)
+        slot_parts.append(slots.astype(np.uint64).reshape(rows, width))
+    if offset != body_end:
+        raise SnapshotCorrupt(f"unexpected bytes after the end marker (offset {offset})")
+    (total,) = _END_TOTAL.unpack_from(view, offset)
+    width = max((part.shape[1] for part in slot_parts), default=0)
+    keys_all = np.concatenate(key_parts) if key_parts else np.empty(0, dtype=np.uint64)
+    if total != len(keys_all):
+        raise SnapshotCorrupt(f"snapshot says {total} keys but holds {len(keys_all)}")
+    slots_all = np.zeros((len(keys_all), width), dtype=np.uint64)
+    row = 0
+    for part in slot_parts:
+        slots_all[row : row + len(part), : part.shape[1]] = part
+        row += len(part)
+    return Snapshot(node_id=node_id, log_position=log_position, keys=keys_all, slots=slots_all)
+
+
+def read_snapshot_file(path: Path, expected_node_id: int, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot | None:
+    """Load ``path``; ``None`` if it does not exist. Errors name the file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        snapshot = decode_snapshot(data, max_slots)
+    except (SnapshotCorrupt, SnapshotForeign) as error:
+        raise type(error)(f"{path}: {error}") from None
+    if snapshot.node_id != expected_node_id:
+        raise SnapshotForeign(
+            f"{path}: snapshot belongs to node {snapshot.node_id}, not to this node ({expected_node_id})"
+        )
+    return snapshot
+
+
+def write_snapshot_file(path: Path, pieces: Iterable[bytes]) -> WrittenSnapshot:
+    """Write ``pieces`` to ``path`` atomically and durably; return what was written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    size = 0
+    last_piece = b""
+    try:
+        with open(temporary, "wb") as handle:
+            for piece in pieces:
+                handle.write(piece)
+                size += len(piece)
+                last_piece = piece
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+    # The encoder's last piece is the end record: ... u64 total keys, u32 CRC.
+    (keys,) = _END_TOTAL.unpack_from(last_piece, len(last_piece) - _END_TOTAL.size - _CRC.size)
+    return WrittenSnapshot(path=path, keys=int(keys), size_bytes=size)
+
+
+def fsync_directory(directory: Path) -> None:
+    """fsync a directory so a rename inside it survives a power loss."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def check_snapshot_file(path: Path, expected_node_id: int) -> bool:
+    """Cheap pre-flight check of ``path``: magic, version, node id and whole-file checksum.
+
+    Reads the file in 1 MiB pieces (constant memory, no decoding). Returns False
+    if there is no file; raises like ``read_snapshot_file`` if it is bad.
+    """
+    if not path.exists():
+        return False
+    with open(path, "rb") as handle:
+        header = handle.read(_HEADER_SIZE)
+        if len(header) < _HEADER_SIZE or header[:8] != MAGIC:
+            raise SnapshotForeign(f"{path}: not a Counter snapshot (bad magic number)")
+        _magic, version, _size, node_id, _position, _flags = _HEADER.unpack_from(header)
+        if version != VERSION:
+            raise SnapshotForeign(f"{path}: snapshot format version {version}; this build reads version {VERSION}")
+        if node_id != expected_node_id:
+            raise SnapshotForeign(f"{path}: snapshot belongs to node {node_id}, not to this node ({expected_node_id})")
+        crc = zlib.crc32(header)
+        tail = b""
+        while piece := handle.read(1 << 20):
+            # Hold back the last 4 bytes: they are the checksum, not covered by it.
+            data = tail + piece
+            crc = zlib.crc32(data[:-4], crc)
+            tail = data[-4:]
+    if len(tail) < 4 or _CRC.unpack(tail)[0] != crc:
+        raise SnapshotCorrupt(f"{path}: snapshot checksum mismatch: the file is torn or damaged")
+    return True

@@ -1,0 +1,45 @@
+"""Internal routes (sync port) through which the node's own commands drive its store."""
+
+from __future__ import annotations
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from counter_site.internal_auth import IsLocalNodeCommand
+from storage_app import services
+
+
+class InternalView(APIView):
+    permission_classes = [IsLocalNodeCommand]
+    renderer_classes = APIView.renderer_classes[:1]  # JSON only
+
+
+@extend_schema(exclude=True)
+class StateView(InternalView):
+    """GET: the whole store, streamed in snapshot format (for runsync)."""
+
+    def get(self, request: Request) -> StreamingHttpResponse:
+        return StreamingHttpResponse(services.snapshot_stream(), content_type="application/octet-stream")
+
+
+@extend_schema(exclude=True)
+class DumpView(InternalView):
+    """POST: write the snapshot file now if anything changed (``?force=1``: even if not)."""
+
+    def post(self, request: Request) -> Response:
+        result = services.dump_snapshot(force=request.query_params.get("force") == "1")
+        return Response(
+            {"written": result.written, "keys": result.keys, "bytes": result.size_bytes, "seconds": result.seconds}
+        )
+
+
+@extend_schema(exclude=True)
+class DrainView(InternalView):
+    """POST: stop taking client writes (shutdown), once those in flight are done."""
+
+    def post(self, request: Request) -> Response:
+        services.close_writes()
+        return Response({"writes": "closed"})

@@ -1,0 +1,72 @@
+"""loadstate: merge a data file (counter-app's, or a Counter snapshot) into this node's state."""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from counter_site.node_client import NodeUnreachable, node_client_from_settings
+from storage_app.core.errors import CounterError
+from storage_app.core.legacy import decode_legacy_file
+from storage_app.core.snapshot import decode_snapshot, encode_snapshot, read_snapshot_file, write_snapshot_file
+from storage_app.core.store import GCounterStore, StoreChunk
+from sync_app.core.legacy_protocol import encode_legacy_sync
+
+
+class Command(BaseCommand):
+    help = (
+        "Merge a file into this node's state (max per slot, so loading twice changes nothing). "
+        "If the node is running it merges live; otherwise the snapshot file on disk is updated."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("path", type=Path, help="The file to load.")
+        parser.add_argument(
+            "--legacy", action="store_true", help="The file is counter-app's data/base<NODE_ID> format."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path: Path = options["path"]
+        try:
+            data = path.read_bytes()
+            if options["legacy"]:
+                keys, slots = decode_legacy_file(data)
+            else:
+                snapshot = decode_snapshot(data)
+                keys, slots = snapshot.keys, snapshot.slots
+        except OSError as error:
+            raise CommandError(f"cannot read {path}: {error.strerror}") from None
+        except CounterError as error:
+            raise CommandError(f"{path}: {error}") from None
+
+        node = node_client_from_settings()
+        try:
+            result = node.push_legacy(encode_legacy_sync([StoreChunk(keys, slots)]))
+            self.stdout.write(
+                f"merged {len(keys)} keys from {path} into the running node: "
+                f"{result['changed']} changed, {result['added']} new"
+            )
+            return
+        except NodeUnreachable:
+            pass
+        finally:
+            node.close()
+
+        config = settings.COUNTER
+        store = GCounterStore()
+        try:
+            existing = read_snapshot_file(config.snapshot_path, config.node_id)
+        except CounterError as error:
+            raise CommandError(str(error)) from None
+        if existing is not None:
+            store.merge(existing.keys, existing.slots)
+        merged = store.merge(keys, slots)
+        written = write_snapshot_file(config.snapshot_path, encode_snapshot(store.export_chunks(), config.node_id))
+        self.stdout.write(
+            f"node not running: merged {len(keys)} keys from {path} into {written.path} "
+            f"({merged.changed} changed, {merged.added} new, {written.keys} keys in all)"
+        )

@@ -1,0 +1,86 @@
+"""Public API: count the keywords of a text, read keyword counts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from counter_site.exceptions import InvalidText, ServiceUnavailable
+from counter_site.http import read_body
+from storage_app import services
+from storage_app.parsers import PlainTextParser
+from storage_app.serializers import ErrorSerializer, IndexResultSerializer, OccurrenceSerializer
+
+
+def _occurrences(pairs: list[tuple[str, int]]) -> list[dict[str, object]]:
+    return [{"key": keyword, "count": count} for keyword, count in pairs]
+
+
+class KeywordsView(APIView):
+    """Count the keywords of a text (POST) or read the counts of keywords (GET)."""
+
+    parser_classes = [PlainTextParser]
+
+    @extend_schema(
+        operation_id="keywords_read",
+        summary="Counts of keywords",
+        description=(
+            "One object per `keywords` parameter, in the order given, duplicates kept. `key` echoes the "
+            "keyword as sent; the lookup normalises it the way the node's tokenizer does (lower-cased). "
+            "A keyword never seen counts 0; no parameter gives `[]`."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "keywords", OpenApiTypes.STR, many=True, explode=True, description="A keyword; repeat for more."
+            )
+        ],
+        responses={200: OccurrenceSerializer(many=True)},
+        examples=[OpenApiExample("Two keywords", value=[{"key": "fox", "count": 3}, {"key": "cat", "count": 0}])],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(_occurrences(services.lookup(request.query_params.getlist("keywords"))))
+
+    @extend_schema(
+        operation_id="keywords_index",
+        summary="Count the keywords of a text",
+        description=(
+            "The body is raw UTF-8 text, whatever the Content-Type. Every token increments its keyword by one. "
+            "The body must not exceed COUNTER_MAX_BODY_BYTES (16 MiB by default)."
+        ),
+        request={"text/plain": OpenApiTypes.STR},
+        responses={
+            200: IndexResultSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="The body is not valid UTF-8; nothing was counted."),
+            413: OpenApiResponse(ErrorSerializer, description="The body is too large; nothing was counted."),
+            503: OpenApiResponse(ErrorSerializer, description="The node is shutting down; nothing was counted."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = read_body(request, settings.COUNTER_MAX_BODY_BYTES, "COUNTER_MAX_BODY_BYTES")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidText(
+                f"Request body is not valid UTF-8 (byte {error.start}: {error.reason}); nothing was counted."
+            ) from None
+        try:
+            result = services.index_text(text)
+        except services.WritesClosed:
+            raise ServiceUnavailable from None
+        return Response({"tokens": result.tokens, "keywords": result.keywords})
+
+
+class KeywordDetailView(APIView):
+    """The count of one keyword."""
+
+    @extend_schema(
+        operation_id="keyword_read",
+        summary="Count of one keyword",
+        responses={200: OccurrenceSerializer},
+    )
+    def get(self, request: Request, keyword: str) -> Response:
+        return Response(_occurrences(services.lookup([keyword]))[0])

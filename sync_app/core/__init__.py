@@ -1,0 +1,1 @@
+"""Django-free core of the sync app: wire formats and the peer client."""
