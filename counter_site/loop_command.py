@@ -64,8 +64,11 @@ class LoopCommand(BaseCommand):
                 except NodeUnreachable as error:
                     raise CommandError(str(error)) from None
                 return
-            for signal_number in (signal.SIGTERM, signal.SIGINT):
+            stop_signals = {signal.SIGTERM, signal.SIGINT}
+            for signal_number in stop_signals:
                 signal.signal(signal_number, lambda *_: self.stopping.set())
+            # runnode starts us with these blocked, so that a stop during start-up waits for the handler.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
             self.loop(interval)
         finally:
             self.teardown()

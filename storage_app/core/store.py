@@ -149,11 +149,18 @@ class GCounterStore:
             return MergeResult(0, 0, 0)
         slots = _trim_zero_columns(slots)
         self._check_slot(slots.shape[1])
+        received = len(np.unique(keys))
+        # An all-zero row says nothing a missing key does not; storing it would only cost memory.
+        informative = slots.any(axis=1)
+        if not informative.all():
+            keys, slots = keys[informative], slots[informative]
+        if len(keys) == 0:
+            return MergeResult(received, 0, 0)
         keys, slots = _combine_duplicates(keys, slots)
         with self._lock:
             self._ensure_width(slots.shape[1])
             changed, added = self._merge_locked(keys, slots)
-        return MergeResult(received=len(keys), changed=changed, added=added)
+        return MergeResult(received=received, changed=changed, added=added)
 
     def export_chunks(self, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Iterator[StoreChunk]:
         """Every key with its slots, ascending by key, in chunks of about ``chunk_rows`` keys.

@@ -57,6 +57,17 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _die_with_parent_and_hold_stop_signals() -> None:
+    """As ``_die_with_parent``, and block SIGTERM/SIGINT across exec.
+
+    A helper stopped while it is still starting would otherwise die of the
+    default action and skip its final step; blocked, the signal waits until
+    the loop command has its handler in place and unblocks it.
+    """
+    _die_with_parent()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+
+
 def _check_port_free(host: str, port: int, variable: str) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -107,10 +118,7 @@ class Command(BaseCommand):
         self.helpers: dict[str, subprocess.Popen[bytes]] = {}
         failed = not self.wait_until_serving()
         if not failed:
-            self.helpers = {
-                name: self.spawn([sys.executable, str(PROJECT_DIR / "manage.py"), name])
-                for name in ("runsync", "dumpstate")
-            }
+            self.helpers = {name: self.spawn_helper(name) for name in ("runsync", "dumpstate")}
             failed = self.supervise()
         clean = self.shutdown()
         config.internal_token_path.unlink(missing_ok=True)
@@ -137,8 +145,16 @@ class Command(BaseCommand):
         with os.fdopen(descriptor, "w") as handle:
             handle.write(token + "\n")
 
-    def spawn(self, command: list[str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(command, env=self.env, start_new_session=True, preexec_fn=_die_with_parent)
+    def spawn(self, command: list[str], hold_stop_signals: bool = False) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            command,
+            env=self.env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent_and_hold_stop_signals if hold_stop_signals else _die_with_parent,
+        )
+
+    def spawn_helper(self, name: str) -> subprocess.Popen[bytes]:
+        return self.spawn([sys.executable, str(PROJECT_DIR / "manage.py"), name], hold_stop_signals=True)
 
     def wait_until_serving(self) -> bool:
         """Wait until the worker answers /healthz (its snapshot is loaded); False if gunicorn died first."""
@@ -166,7 +182,7 @@ class Command(BaseCommand):
                 if process.poll() is not None:
                     logger.error("%s exited with status %s; restarting it", name, process.returncode)
                     time.sleep(1.0)
-                    self.helpers[name] = self.spawn([sys.executable, str(PROJECT_DIR / "manage.py"), name])
+                    self.helpers[name] = self.spawn_helper(name)
         logger.info("stopping node %d", self.config.node_id)
         return False
 

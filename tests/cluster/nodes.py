@@ -1,0 +1,148 @@
+"""Real node processes for cluster tests: started with runnode, reached over loopback HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if result:
+                return result
+        except (requests.RequestException, ValueError) as error:
+            last_error = error
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last_error})")
+
+
+class Node:
+    """One ``manage.py runnode`` process with its own ports and data directory."""
+
+    def __init__(self, workdir: Path, node_id: int, env: dict[str, str] | None = None) -> None:
+        self.node_id = node_id
+        self.public_port = free_port()
+        self.sync_port = free_port()
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            "COUNTER_NODE_ID": str(node_id),
+            "COUNTER_PUBLIC_PORT": str(self.public_port),
+            "COUNTER_SYNC_PORT": str(self.sync_port),
+            "COUNTER_SEEDS": "",
+            "COUNTER_DATA_DIR": str(workdir / "data"),
+            "COUNTER_SYNC_INTERVAL": "0.2",
+            "COUNTER_DUMP_INTERVAL": "0.2",
+            "COUNTER_THREADS": "4",
+            **(env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def public_url(self) -> str:
+        return f"http://127.0.0.1:{self.public_port}"
+
+    @property
+    def sync_url(self) -> str:
+        return f"http://127.0.0.1:{self.sync_port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"node-{self.node_id}.log"
+
+    def start(self, wait: bool = True) -> Node:
+        environment = {key: value for key, value in os.environ.items() if not key.startswith("COUNTER_")}
+        environment.pop("DJANGO_SETTINGS_MODULE", None)
+        environment.update(self.env)
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- start {self.starts} ---\n".encode())
+            self.process = subprocess.Popen(
+                [sys.executable, str(PROJECT_DIR / "manage.py"), "runnode"],
+                cwd=self.workdir,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        def serving() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"node {self.node_id} exited with {self.process.returncode}:\n{self.log()}")
+            return requests.get(self.public_url + "/healthz", timeout=2).status_code == 200
+
+        wait_until(serving, timeout, f"node {self.node_id} to serve")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait; return the exit status."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"node {self.node_id} did not stop within {timeout} s:\n{self.log()}") from None
+
+    def kill(self) -> None:
+        """SIGKILL the supervisor; its children get SIGTERM from the kernel (parent-death signal)."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def post(self, text: str | bytes) -> dict[str, int]:
+        response = requests.post(self.public_url + "/keywords", data=text, timeout=10)
+        assert response.status_code == 200, response.text
+        result: dict[str, int] = response.json()
+        return result
+
+    def counts(self, keywords: list[str]) -> dict[str, int]:
+        response = requests.get(self.public_url + "/keywords", params={"keywords": keywords}, timeout=10)
+        response.raise_for_status()
+        return {item["key"]: item["count"] for item in response.json()}
+
+
+def manage(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a management command the way an operator would."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("COUNTER_")}
+    environment.pop("DJANGO_SETTINGS_MODULE", None)
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "manage.py"), *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,79 @@
+"""Three real nodes on loopback ports: writes on each, all converge to the exact totals."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from storage_app.core.keywords import tokenize_words
+from tests.cluster.conftest import connect
+from tests.cluster.nodes import Node, wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog. The dog sleeps; the FOX runs!",
+    "the fox and the hound, the end",
+    "Ünïcödé straße — the café's naïve fox",
+]
+
+
+def test_three_nodes_converge_to_the_exact_totals(make_node: Callable[..., Node]) -> None:
+    nodes = [make_node(node_id) for node_id in range(3)]
+    connect(nodes)
+    for node in nodes:
+        node.start(wait=False)
+    for node in nodes:
+        node.wait_ready()
+
+    expected: Counter[str] = Counter()
+    started = time.monotonic()
+    for node, text in zip(nodes, TEXTS, strict=True):
+        for _ in range(3):
+            node.post(text)
+            expected.update(tokenize_words(text) * 1)
+    keywords = sorted(expected)
+    wait_until(
+        lambda: all(node.counts(keywords) == dict(expected) for node in nodes),
+        timeout=30,
+        what="all three nodes to report the exact totals",
+    )
+    converged = time.monotonic() - started
+    print(f"three-node convergence took {converged:.2f} s")
+
+    for node in nodes:
+        assert node.stop() == 0, node.log()
+        assert "stopped cleanly" in node.log()
+
+
+def test_a_restarted_node_has_its_counts_back(make_node: Callable[..., Node]) -> None:
+    node = make_node(0).start()
+    node.post("alpha beta beta")
+    assert node.stop() == 0, node.log()
+    assert (node.workdir / "data" / "node-0.snapshot").exists()
+    node.start()
+    assert node.counts(["alpha", "beta", "gamma"]) == {"alpha": 1, "beta": 2, "gamma": 0}
+    node.post("alpha")
+    assert node.counts(["alpha"]) == {"alpha": 2}
+    assert node.stop() == 0
+
+
+def test_a_down_seed_is_logged_and_never_stops_the_node(make_node: Callable[..., Node]) -> None:
+    lonely = make_node(0)
+    absent = make_node(1)  # never started: its sync port refuses connections
+    lonely.env["COUNTER_SEEDS"] = absent.sync_url
+    lonely.start()
+    wait_until(lambda: "unreachable" in lonely.log(), 20, "a log line about the down seed")
+    lonely.post("still serving")
+    assert lonely.counts(["serving"]) == {"serving": 1}
+    # Logged once when it went down, not every round.
+    time.sleep(1.0)
+    assert lonely.log().count("is unreachable") == 1
+    absent.env["COUNTER_SEEDS"] = lonely.sync_url
+    absent.start()
+    wait_until(lambda: absent.counts(["serving"]) == {"serving": 1}, 20, "the late seed to receive the state")
+    assert "reachable again" in lonely.log()
+    assert lonely.stop() == 0 and absent.stop() == 0

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from storage_app.core.errors import SnapshotCorrupt, SnapshotForeign
+from storage_app.core.snapshot import (
+    check_snapshot_file,
+    decode_snapshot,
+    encode_snapshot,
+    read_snapshot_file,
+    write_snapshot_file,
+)
+from storage_app.core.store import GCounterStore
+
+U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
+
+
+def store_with(rows: dict[int, list[int]]) -> GCounterStore:
+    store = GCounterStore()
+    if rows:
+        width = max(len(slots) for slots in rows.values())
+        matrix = np.zeros((len(rows), width), dtype=np.uint64)
+        for index, slots in enumerate(rows.values()):
+            matrix[index, : len(slots)] = slots
+        store.merge(np.array(list(rows), dtype=np.uint64), matrix)
+    return store
+
+
+def snapshot_bytes(store: GCounterStore, node_id: int = 0, chunk_rows: int = 3) -> bytes:
+    return b"".join(encode_snapshot(store.export_chunks(chunk_rows=chunk_rows), node_id))
+
+
+@given(st.dictionaries(U64, st.lists(U64, min_size=1, max_size=4), max_size=40), st.integers(0, 255))
+def test_decode_of_encode_is_the_same_state(rows: dict[int, list[int]], node_id: int) -> None:
+    store = store_with(rows)
+    decoded = decode_snapshot(snapshot_bytes(store, node_id))
+    assert decoded.node_id == node_id
+    assert decoded.keys.tolist() == sorted(key for key, slots in rows.items() if any(slots))
+    for key, slots in zip(decoded.keys.tolist(), decoded.slots.tolist(), strict=True):
+        width = max(len(slots), len(rows[key]))
+        assert slots + [0] * (width - len(slots)) == rows[key] + [0] * (width - len(rows[key]))
+
+
+def test_a_snapshot_takes_32_bytes_per_key_at_three_slots() -> None:
+    store = store_with({key: [1, 2, 3] for key in range(1000)})
+    # header, one chunk header, the rows, the end record (u32 0, u32 0, u64 count, u32 CRC)
+    assert len(snapshot_bytes(store, chunk_rows=65536)) == 32 + 8 + 1000 * 32 + 20
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_decode_to_a_snapshot_or_a_clean_error(data: bytes) -> None:
+    try:
+        decode_snapshot(data)
+    except (SnapshotCorrupt, SnapshotForeign):
+        pass
+
+
+def test_every_truncation_and_every_flipped_byte_is_detected() -> None:
+    data = snapshot_bytes(store_with({1: [1], 2: [2, 3], 99: [4, 5, 6]}))
+    for length in range(len(data)):
+        with pytest.raises((SnapshotCorrupt, SnapshotForeign)):
+            decode_snapshot(data[:length])
+    for position in range(len(data)):
+        damaged = bytearray(data)
+        damaged[position] ^= 0x40
+        with pytest.raises((SnapshotCorrupt, SnapshotForeign)):
+            decode_snapshot(bytes(damaged))
+
+
+def test_another_format_version_is_foreign() -> None:
+    data = bytearray(snapshot_bytes(store_with({1: [1]})))
+    data[8] = 2
+    with pytest.raises(SnapshotForeign, match="version 2"):
+        decode_snapshot(bytes(data))
+
+
+def test_file_round_trip_and_node_id_check(tmp_path: Path) -> None:
+    path = tmp_path / "node-3.snapshot"
+    store = store_with({10: [0, 0, 0, 7]})
+    written = write_snapshot_file(path, encode_snapshot(store.export_chunks(), node_id=3))
+    assert written.keys == 1 and written.size_bytes == path.stat().st_size
+    assert check_snapshot_file(path, 3)
+    snapshot = read_snapshot_file(path, expected_node_id=3)
+    assert snapshot is not None and snapshot.slots.tolist() == [[0, 0, 0, 7]]
+    with pytest.raises(SnapshotForeign, match="belongs to node 3"):
+        read_snapshot_file(path, expected_node_id=4)
+    with pytest.raises(SnapshotForeign, match="belongs to node 3"):
+        check_snapshot_file(path, 4)
+    assert [entry.name for entry in tmp_path.iterdir()] == ["node-3.snapshot"]  # no temporary left
+
+
+def test_missing_file_means_no_snapshot(tmp_path: Path) -> None:
+    assert read_snapshot_file(tmp_path / "absent", 0) is None
+    assert check_snapshot_file(tmp_path / "absent", 0) is False
+
+
+def test_torn_files_are_refused_with_the_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "node-0.snapshot"
+    write_snapshot_file(path, encode_snapshot(store_with({1: [1], 2: [2]}).export_chunks(), 0))
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size - 5)
+    with pytest.raises(SnapshotCorrupt, match=str(path)):
+        read_snapshot_file(path, 0)
+    with pytest.raises(SnapshotCorrupt, match=str(path)):
+        check_snapshot_file(path, 0)
+
+
+def test_a_failed_write_leaves_the_old_file_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "node-0.snapshot"
+    write_snapshot_file(path, encode_snapshot(store_with({1: [1]}).export_chunks(), 0))
+    before = path.read_bytes()
+
+    def failing_pieces():  # type: ignore[no-untyped-def]
+        yield b"partial"
+        raise OSError(28, os.strerror(28))
+
+    with pytest.raises(OSError):
+        write_snapshot_file(path, failing_pieces())
+    assert path.read_bytes() == before
+    assert [entry.name for entry in tmp_path.iterdir()] == ["node-0.snapshot"]

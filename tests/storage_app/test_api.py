@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from storage_app import services
+from tests.conftest import PortClient
+
+
+def post_text(client: PortClient, body: bytes | str, content_type: str = "text/plain", **extra: Any) -> Any:
+    return client.generic("POST", "/keywords", body, content_type, **extra)
+
+
+def counts(client: PortClient, *keywords: str) -> list[int]:
+    response = client.get("/keywords", {"keywords": list(keywords)})
+    assert response.status_code == 200
+    return [item["count"] for item in response.json()]
+
+
+def test_post_counts_every_token_and_reports_tokens_and_distinct_keywords(public_client: PortClient) -> None:
+    response = post_text(public_client, "Hello, world! Don't say hello")
+    assert response.status_code == 200
+    assert response.json() == {"tokens": 5, "keywords": 4}
+    assert counts(public_client, "hello", "don't", "world", "say") == [2, 1, 1, 1]
+
+
+def test_post_reads_the_raw_body_whatever_the_content_type(public_client: PortClient) -> None:
+    # curl -d sends application/x-www-form-urlencoded; counter-app reads the raw text.
+    assert post_text(public_client, "a b a", "application/x-www-form-urlencoded").json() == {"tokens": 3, "keywords": 2}
+    assert post_text(public_client, "b", "application/json").status_code == 200
+    assert counts(public_client, "a", "b") == [2, 2]
+
+
+def test_empty_body_counts_nothing(public_client: PortClient) -> None:
+    assert post_text(public_client, b"").json() == {"tokens": 0, "keywords": 0}
+
+
+def test_get_matches_counter_app_order_duplicates_echo_and_lower_casing(public_client: PortClient) -> None:
+    post_text(public_client, "fox fox dog")
+    response = public_client.get("/keywords?keywords=FOX&keywords=cat&keywords=fox&keywords=Dog")
+    assert response.json() == [
+        {"key": "FOX", "count": 2},
+        {"key": "cat", "count": 0},
+        {"key": "fox", "count": 2},
+        {"key": "Dog", "count": 1},
+    ]
+
+
+def test_get_without_parameters_is_an_empty_list_not_null(public_client: PortClient) -> None:
+    response = public_client.get("/keywords")
+    assert response.status_code == 200
+    assert response.content == b"[]"
+
+
+def test_get_one_keyword_by_path(public_client: PortClient) -> None:
+    post_text(public_client, "Straße straße")
+    assert public_client.get("/keywords/STRAßE").json() == {"key": "STRAßE", "count": 2}
+    assert public_client.get("/keywords/never-seen").json() == {"key": "never-seen", "count": 0}
+
+
+def test_fields_tokenizer_counts_like_counter_app(public_client: PortClient, settings: Any) -> None:
+    settings.COUNTER_TOKENIZER = "fields"
+    services.keywords.cache_clear()
+    post_text(public_client, "Hello, hello and/or")
+    assert counts(public_client, "hello,", "hello", "Hello", "and/or") == [1, 1, 1, 1]
+    assert public_client.get("/keywords/and/or").json() == {"key": "and/or", "count": 1}
+
+
+def test_invalid_utf8_is_a_400_in_json_and_counts_nothing(public_client: PortClient) -> None:
+    response = post_text(public_client, b"valid words then \xff\xfe")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid_utf8" and "UTF-8" in body["detail"]
+    assert counts(public_client, "valid", "words") == [0, 0]
+
+
+def test_a_body_over_the_limit_is_a_413_and_counts_nothing(public_client: PortClient, settings: Any) -> None:
+    settings.COUNTER_MAX_BODY_BYTES = 16
+    response = post_text(public_client, "seventeen bytes!!")
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert "COUNTER_MAX_BODY_BYTES" in response.json()["detail"]
+    assert counts(public_client, "seventeen") == [0]
+    assert post_text(public_client, "sixteen bytes ok").status_code == 200
+
+
+def test_other_methods_get_a_json_405(public_client: PortClient) -> None:
+    response = public_client.put("/keywords", "x", content_type="text/plain")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+def test_a_draining_node_refuses_writes_with_503(public_client: PortClient) -> None:
+    services.close_writes()
+    response = post_text(public_client, "late write")
+    assert response.status_code == 503
+    assert counts(public_client, "late") == [0]
+
+
+def test_the_public_port_serves_no_sync_or_internal_route(public_client: PortClient) -> None:
+    for path in ("/sync", "/internal/state", "/internal/dump"):
+        response = public_client.post(path, b"[]", content_type="application/json")
+        assert response.status_code == 404, path
+        assert response.json()["code"] == "not_found"
+
+
+def test_unknown_routes_get_json_404(public_client: PortClient) -> None:
+    response = public_client.get("/nope")
+    assert response.status_code == 404
+    assert "detail" in response.json()
+
+
+def test_browsable_api_offers_a_form_to_post_text(public_client: PortClient) -> None:
+    response = public_client.get("/keywords", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<textarea" in html and "text/plain" in html and "POST" in html
+
+
+def test_openapi_document_describes_the_public_operations(public_client: PortClient) -> None:
+    response = public_client.get("/swagger")
+    assert response.status_code == 200
+    schema = response.json()
+    assert set(schema["paths"]) == {"/keywords", "/keywords/{keyword}"}
+    post = schema["paths"]["/keywords"]["post"]
+    assert set(post["responses"]) == {"200", "400", "413", "503"}
+    assert "text/plain" in post["requestBody"]["content"]
+    get = schema["paths"]["/keywords"]["get"]
+    assert get["parameters"][0]["name"] == "keywords"
+    assert schema["components"]["schemas"]["Occurrence"]["required"] == ["count", "key"]
+
+
+def test_swagger_ui_is_served_without_a_cdn(public_client: PortClient) -> None:
+    response = public_client.get("/swagger/ui")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
+    assert "cdn" not in html.lower()
+    asset = public_client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/"])
+def test_health_and_root(public_client: PortClient, path: str) -> None:
+    assert public_client.get(path).status_code == 200
