@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 from counter_site.config import ConfigError, load_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
 
 try:
     COUNTER = load_config(os.environ)
@@ -57,7 +60,8 @@ WSGI_APPLICATION = "counter_site.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Our templates first: they rebrand DRF's browsable API.
+        "DIRS": [BASE_DIR / "counter_site" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     }

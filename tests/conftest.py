@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from storage_app import services
+from tests.cluster.nodes import Node
 
 
 class PortClient(APIClient):
@@ -42,3 +43,25 @@ def public_client(settings: Any) -> PortClient:
 @pytest.fixture
 def sync_client(settings: Any) -> PortClient:
     return PortClient(settings.COUNTER_SYNC_PORT)
+
+
+@pytest.fixture
+def make_node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
+    """Creates nodes (not started); every node still running at the end is stopped."""
+    nodes: list[Node] = []
+
+    def factory(node_id: int, env: dict[str, str] | None = None, workdir: Path | None = None) -> Node:
+        node = Node(workdir or tmp_path / f"node{node_id}-{len(nodes)}", node_id, env)
+        nodes.append(node)
+        return node
+
+    yield factory
+    for node in nodes:
+        if node.process is not None and node.process.poll() is None:
+            node.process.terminate()
+    for node in nodes:
+        if node.process is not None and node.process.poll() is None:
+            try:
+                node.process.wait(30)
+            except Exception:  # noqa: BLE001 - last resort: the kernel stops its children (parent-death signal)
+                node.kill()

@@ -146,3 +146,9 @@ def manage(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> s
         text=True,
         timeout=timeout,
     )
+
+
+def connect(nodes: list[Node]) -> None:
+    """Make every node a seed of every other one (before they start)."""
+    for node in nodes:
+        node.env["COUNTER_SEEDS"] = ",".join(other.sync_url for other in nodes if other is not node)

@@ -9,8 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from storage_app.core.keywords import tokenize_words
-from tests.cluster.conftest import connect
-from tests.cluster.nodes import Node, wait_until
+from tests.cluster.nodes import Node, connect, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
@@ -77,3 +76,26 @@ def test_a_down_seed_is_logged_and_never_stops_the_node(make_node: Callable[...,
     wait_until(lambda: absent.counts(["serving"]) == {"serving": 1}, 20, "the late seed to receive the state")
     assert "reachable again" in lonely.log()
     assert lonely.stop() == 0 and absent.stop() == 0
+
+
+def test_real_http_bodies_chunked_oversize_and_invalid(make_node: Callable[..., Node]) -> None:
+    import requests
+
+    node = make_node(0, env={"COUNTER_MAX_BODY_BYTES": "1000"}).start()
+    url = node.public_url + "/keywords"
+
+    def chunks():
+        yield b"chunked "
+        yield b"body chunked"
+
+    chunked = requests.post(url, data=chunks(), timeout=10)
+    assert chunked.json() == {"tokens": 3, "keywords": 2}
+    with requests.Session() as session:
+        too_big = session.post(url, data=b"word " * 300, timeout=10)
+        assert too_big.status_code == 413 and too_big.json()["code"] == "payload_too_large"
+        too_big_chunked = session.post(url, data=iter([b"word " * 150, b"word " * 150]), timeout=10)
+        assert too_big_chunked.status_code == 413
+        assert session.post(url, data=b"\xc3\x28", timeout=10).status_code == 400
+        assert session.post(url, data="after errors", timeout=10).status_code == 200
+    assert node.counts(["chunked", "word", "after"]) == {"chunked": 2, "word": 0, "after": 1}
+    assert node.stop() == 0

@@ -36,9 +36,7 @@ def test_counter_app_files_decode_to_the_documented_counts(name: str) -> None:
 
 def test_counter_app_tokenizing_of_the_seed_texts_gives_the_same_keys() -> None:
     fields = Keywords("fields")
-    _, first = fields.count(
-        "The quick brown fox jumps over the lazy dog. The dog sleeps; the FOX runs! Ünïcödé straße"
-    )
+    _, first = fields.count("The quick brown fox jumps over the lazy dog. The dog sleeps; the FOX runs! Ünïcödé straße")
     _, second = fields.count("the fox and the hound, the end")
     keys, _ = decode_legacy_file((SEED_DATA / "base0").read_bytes())
     assert set(first) | set(second) == set(keys.tolist())
@@ -47,16 +45,16 @@ def test_counter_app_tokenizing_of_the_seed_texts_gives_the_same_keys() -> None:
 @given(st.dictionaries(st.integers(0, (1 << 64) - 1), st.lists(st.integers(0, (1 << 64) - 1), min_size=1, max_size=3)))
 def test_encode_then_decode_is_the_same_state(rows: dict[int, list[int]]) -> None:
     store = GCounterStore()
-    for key, slots in rows.items():
-        store.merge(np.array([key], dtype=np.uint64), np.array([slots], dtype=np.uint64))
+    for key, values in rows.items():
+        store.merge(np.array([key], dtype=np.uint64), np.array([values], dtype=np.uint64))
     keys, slots = decode_legacy_file(b"".join(encode_legacy_file(store.export_chunks())))
     again = GCounterStore()
     again.merge(keys, slots)
-    assert again.read(list(rows)) == [sum(slots) for slots in rows.values()]
+    assert again.read(list(rows)) == [sum(values) for values in rows.values()]
 
 
 def test_empty_file_is_empty_state() -> None:
-    keys, slots = decode_legacy_file(b"")
+    keys, _slots = decode_legacy_file(b"")
     assert len(keys) == 0
 
 

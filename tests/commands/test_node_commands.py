@@ -1,0 +1,181 @@
+"""The management commands as an operator runs them: runnode's checks, dumpstate, runsync, loadstate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from storage_app.core.keywords import Keywords
+from storage_app.core.snapshot import read_snapshot_file
+from tests.cluster.nodes import Node, free_port, manage, wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("commands")]
+
+SEED_DATA = Path(__file__).resolve().parents[3] / "shared" / "seed" / "counter-app-data"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("COUNTER_NODE_ID", "-1", "COUNTER_NODE_ID='-1': must be an integer from 0 to 255"),
+        ("COUNTER_NODE_ID", "one", "COUNTER_NODE_ID='one'"),
+        ("COUNTER_PUBLIC_PORT", "70000", "COUNTER_PUBLIC_PORT='70000'"),
+        ("COUNTER_SYNC_PORT", "http", "COUNTER_SYNC_PORT='http'"),
+        ("COUNTER_SEEDS", "localhost:4001", "is not an http(s) base URL"),
+        ("COUNTER_SEEDS", "ftp://x:1", "is not an http(s) base URL"),
+        ("COUNTER_SYNC_INTERVAL", "0", "COUNTER_SYNC_INTERVAL='0'"),
+        ("COUNTER_TOKENIZER", "letters", "must be one of words, fields"),
+    ],
+)
+def test_a_bad_setting_stops_the_node_with_one_line(tmp_path: Path, variable: str, value: str, message: str) -> None:
+    result = manage("runnode", env={variable: value, "COUNTER_DATA_DIR": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0] and variable in lines[0]
+
+
+def test_a_corrupt_snapshot_stops_the_start_and_is_left_alone(make_node: Callable[..., Node]) -> None:
+    node = make_node(0).start()
+    node.post("keep me")
+    assert node.stop() == 0
+    snapshot = node.workdir / "data" / "node-0.snapshot"
+    damaged = bytearray(snapshot.read_bytes())
+    damaged[-10] ^= 0xFF
+    snapshot.write_bytes(bytes(damaged))
+    result = manage("runnode", env=node.env, cwd=node.workdir)
+    assert result.returncode != 0
+    assert "checksum mismatch" in result.stderr and str(snapshot.name) in result.stderr
+    assert snapshot.read_bytes() == bytes(damaged)
+
+
+def test_another_nodes_snapshot_is_refused(make_node: Callable[..., Node]) -> None:
+    node = make_node(0).start()
+    node.post("mine")
+    assert node.stop() == 0
+    data = node.workdir / "data"
+    shutil.copy(data / "node-0.snapshot", data / "node-1.snapshot")
+    result = manage("runnode", env={**node.env, "COUNTER_NODE_ID": "1"}, cwd=node.workdir)
+    assert result.returncode != 0
+    assert "belongs to node 0" in result.stderr
+
+
+def test_a_port_in_use_is_named(make_node: Callable[..., Node]) -> None:
+    first = make_node(0).start()
+    result = manage("runnode", env={**first.env, "COUNTER_SYNC_PORT": str(free_port())}, cwd=first.workdir)
+    assert result.returncode != 0
+    assert f"COUNTER_PUBLIC_PORT={first.public_port}" in result.stderr
+    assert first.stop() == 0
+
+
+def test_dumpstate_once_writes_the_snapshot_and_needs_a_running_node(make_node: Callable[..., Node]) -> None:
+    node = make_node(0, env={"COUNTER_DUMP_INTERVAL": "3600"}).start()
+    node.post("one two two")
+    result = manage("dumpstate", "--once", "--force", env=node.env, cwd=node.workdir)
+    assert result.returncode == 0, result.stderr
+    assert "wrote 2 keys" in result.stdout
+    snapshot = read_snapshot_file(node.workdir / "data" / "node-0.snapshot", 0)
+    assert snapshot is not None and len(snapshot.keys) == 2
+    again = manage("dumpstate", "--once", env=node.env, cwd=node.workdir)
+    assert "nothing changed" in again.stdout
+    assert node.stop() == 0
+    down = manage("dumpstate", "--once", env=node.env, cwd=node.workdir)
+    assert down.returncode != 0 and "not answering" in down.stderr
+
+
+class FakeCounterApp(BaseHTTPRequestHandler):
+    """counter-app's sync port: takes POST /sync bodies and remembers them."""
+
+    received: list[list[dict[str, object]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        FakeCounterApp.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_counter_app() -> Iterator[str]:
+    FakeCounterApp.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeCounterApp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_runsync_once_pushes_counter_app_format_to_every_seed(
+    make_node: Callable[..., Node], fake_counter_app: str
+) -> None:
+    node = make_node(1, env={"COUNTER_SYNC_INTERVAL": "3600", "COUNTER_TOKENIZER": "fields"})
+    node.env["COUNTER_SEEDS"] = f"{fake_counter_app}, http://127.0.0.1:{free_port()}"
+    node.start()
+    node.post("Fox fox,")
+    result = manage("runsync", "--once", env=node.env, cwd=node.workdir)
+    assert result.returncode == 0, result.stderr
+    assert "to 1 of 2 seeds" in result.stdout
+    fields = Keywords("fields")
+    body = {item["hash_keyword"]: item["totals"] for item in FakeCounterApp.received[-1]}
+    # Slot 1 is ours; rows cover every node of the cluster (3 = 2 seeds + us), as counter-app needs.
+    assert body == {fields.key_of("fox"): [0, 1, 0], fields.key_of("fox,"): [0, 1, 0]}
+    assert node.stop() == 0
+
+
+def test_loadstate_imports_counter_app_files_offline_and_online(make_node: Callable[..., Node]) -> None:
+    node = make_node(0, env={"COUNTER_TOKENIZER": "fields"})
+    node.workdir.mkdir(parents=True, exist_ok=True)
+    offline = manage("loadstate", "--legacy", str(SEED_DATA / "base0"), env=node.env, cwd=node.workdir)
+    assert offline.returncode == 0, offline.stderr
+    assert "node not running" in offline.stdout and "16 new" in offline.stdout
+    node.start()
+    expected = {"the": 7, "fox": 3, "hound,": 1, "ünïcödé": 1, "straße": 1, "dog.": 1}
+    assert node.counts(list(expected)) == expected
+    online = manage("loadstate", "--legacy", str(SEED_DATA / "base1"), env=node.env, cwd=node.workdir)
+    assert online.returncode == 0, online.stderr
+    assert "into the running node" in online.stdout and "0 changed" in online.stdout
+    assert node.counts(list(expected)) == expected
+    bad = manage("loadstate", "--legacy", str(node.log_path), env=node.env, cwd=node.workdir)
+    assert bad.returncode != 0 and "record at offset 0" in bad.stderr
+    assert node.counts(list(expected)) == expected
+    assert node.stop() == 0
+
+
+def test_a_killed_helper_is_restarted(make_node: Callable[..., Node]) -> None:
+    import os
+    import signal
+
+    node = make_node(0).start()
+    wait_until(lambda: "dumpstate" in _children(node), 20, "dumpstate to run")
+    os.kill(_children(node)["dumpstate"], signal.SIGKILL)
+    wait_until(lambda: "restarting it" in node.log(), 20, "runnode to restart dumpstate")
+    node.post("after restart")
+    assert node.stop() == 0, node.log()
+
+
+def _children(node: Node) -> dict[str, int]:
+    """Helper command name -> pid, among the runnode process's children."""
+    assert node.process is not None
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parent = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), "")
+        if parent == str(node.process.pid) and len(command) > 2:
+            found[command[2].decode()] = int(entry.name)
+    return found
