@@ -17,11 +17,19 @@ Layout, chosen for millions of keys:
 A request costs O(d log n) for its d distinct keys (binary searches on the
 sorted array), never O(n). One lock guards everything; every public method is
 safe to call from any thread.
+
+Changes are journaled for replication: every call that changes something gets
+the next number of the store's change ``sequence`` and the keys it changed are
+appended to a bounded journal, so ``changes_since(cursor)`` costs O(keys changed
+since the cursor), not O(n). ``incarnation`` is a random number naming this
+store's sequence space: a cursor of another incarnation means nothing here.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
+from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -38,9 +46,15 @@ SlotArray = npt.NDArray[np.uint64]
 DEFAULT_MAX_SLOTS = 256
 EXPORT_CHUNK_ROWS = 65536
 
+DEFAULT_JOURNAL_KEYS = 2_000_000
+LOCAL_ORIGIN = -1  # journal origin of this node's own increments
+
 _PENDING_MIN = 1024
 _PENDING_MAX = 65536
 _EMPTY_KEYS: KeyArray = np.empty(0, dtype=np.uint64)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+_BUCKET_SALT = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,20 @@ class StoreChunk:
 
     keys: KeyArray
     slots: SlotArray
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """Keys changed after a cursor, with their current slot rows.
+
+    ``up_to`` is the sequence the set covers; ``complete`` is False when it was
+    cut at the size limit and newer changes remain.
+    """
+
+    keys: KeyArray
+    slots: SlotArray
+    up_to: int
+    complete: bool
 
 
 @dataclass(frozen=True)
@@ -68,12 +96,22 @@ def as_key_array(keys: Sequence[int] | KeyArray) -> KeyArray:
 class GCounterStore:
     """A grow-only counter per 64-bit key, with a fixed upper bound on replica slots."""
 
-    def __init__(self, max_slots: int = DEFAULT_MAX_SLOTS) -> None:
+    def __init__(self, max_slots: int = DEFAULT_MAX_SLOTS, journal_keys: int = DEFAULT_JOURNAL_KEYS) -> None:
         self.max_slots = max_slots
+        self.incarnation = secrets.randbits(64) | 1
         self._lock = threading.Lock()
         self._keys: KeyArray = _EMPTY_KEYS
         self._slots: SlotArray = np.zeros((0, 0), dtype=np.uint64)
         self._pending: dict[int, list[int]] = {}
+        self._sequence = 0
+        self._journal_limit = journal_keys
+        self._journal_sequences: list[int] = []
+        self._journal_batches: list[KeyArray] = []
+        self._journal_origins: list[int] = []
+        self._journal_start = 0  # entries before this index were dropped
+        self._journal_keys = 0
+        self._journal_floor = 0  # the oldest cursor changes_since can still serve
+        self._digest_cache: tuple[int, int, npt.NDArray[np.uint64]] | None = None
 
     # --- public interface ---------------------------------------------------------------
 
@@ -108,6 +146,7 @@ class GCounterStore:
                         row = self._pending[key] = [0] * width
                     row[slot] += value
                 self._compact_if_due()
+            self._record(keys, LOCAL_ORIGIN)
 
     def read(self, keys: Sequence[int]) -> list[int]:
         """The total (sum over slots) of each key, in order; unknown keys are 0."""
@@ -134,12 +173,13 @@ class GCounterStore:
             row = self._pending.get(key)
             return list(row) if row is not None else []
 
-    def merge(self, keys: KeyArray, slots: SlotArray) -> MergeResult:
+    def merge(self, keys: KeyArray, slots: SlotArray, origin: int = LOCAL_ORIGIN) -> MergeResult:
         """Merge another replica's rows: per key and slot, keep the larger value.
 
         ``keys`` may be in any order and hold duplicates (their rows are combined by
         max first). Raises ``TooManySlots`` before changing anything if a non-zero
-        value sits in a slot at or past ``max_slots``.
+        value sits in a slot at or past ``max_slots``. ``origin`` (the sending
+        node's id) is journaled with the change, so it is not echoed back to it.
         """
         keys = as_key_array(keys)
         slots = np.asarray(slots, dtype=np.uint64)
@@ -159,10 +199,99 @@ class GCounterStore:
         keys, slots = _combine_duplicates(keys, slots)
         with self._lock:
             self._ensure_width(slots.shape[1])
-            changed, added = self._merge_locked(keys, slots)
-        return MergeResult(received=received, changed=changed, added=added)
+            changed_keys, added = self._merge_locked(keys, slots)
+            self._record(changed_keys, origin)
+        return MergeResult(received=received, changed=len(changed_keys), added=added)
 
-    def export_chunks(self, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Iterator[StoreChunk]:
+    @property
+    def sequence(self) -> int:
+        """The number of the latest change (0 for a store that never changed)."""
+        with self._lock:
+            return self._sequence
+
+    def changes_since(self, cursor: int, max_keys: int, exclude_origin: int | None = None) -> ChangeSet | None:
+        """Keys changed after sequence ``cursor``, at most about ``max_keys`` of them.
+
+        Changes that came from ``exclude_origin`` are left out: that node has them.
+        ``None`` when the journal no longer reaches back to ``cursor`` (or the
+        cursor is from the future): the caller must fall back to anti-entropy.
+        """
+        with self._lock:
+            if cursor < self._journal_floor or cursor > self._sequence:
+                return None
+            first = bisect_right(self._journal_sequences, cursor, lo=self._journal_start)
+            batches: list[KeyArray] = []
+            taken = 0
+            index = first
+            while index < len(self._journal_batches) and taken < max_keys:
+                if self._journal_origins[index] != exclude_origin:
+                    batches.append(self._journal_batches[index])
+                    taken += len(self._journal_batches[index])
+                index += 1
+            up_to = self._journal_sequences[index - 1] if index > first else cursor
+            complete = up_to == self._sequence
+            keys = np.unique(np.concatenate(batches)) if batches else _EMPTY_KEYS
+            slots = self._rows_of(keys)
+        return ChangeSet(keys=keys, slots=slots, up_to=up_to, complete=complete)
+
+    def rows_of(self, keys: KeyArray) -> SlotArray:
+        """Current slot rows of ``keys`` (zeros for unknown keys), one per key."""
+        with self._lock:
+            return self._rows_of(as_key_array(keys))
+
+    def bucket_digests(self, bits: int) -> npt.NDArray[np.uint64]:
+        """A 64-bit digest of each of the 2**bits buckets of keys (see ``bucket_of``).
+
+        Two stores hold the same rows in a bucket exactly when (barring a 2**-64
+        accident) its digests are equal; zero slots do not count, so the width
+        does not matter. O(n), cached until the next change.
+        """
+        with self._lock:
+            sequence = self._sequence
+            cached = self._digest_cache
+        if cached is not None and cached[0] == sequence and cached[1] == bits:
+            return cached[2]
+        digests = np.zeros(1 << bits, dtype=np.uint64)
+        for chunk in self.export_chunks():
+            np.bitwise_xor.at(digests, bucket_of(chunk.keys, bits), row_hashes(chunk.keys, chunk.slots))
+        with self._lock:
+            if self._sequence == sequence:
+                self._digest_cache = (sequence, bits, digests)
+        return digests
+
+    def rows_in_buckets(
+        self, buckets: npt.NDArray[np.uint32], bits: int, start_key: int, max_rows: int
+    ) -> tuple[KeyArray, SlotArray, int | None]:
+        """Rows whose key is in one of ``buckets``, from ``start_key`` up, at most ``max_rows``.
+
+        Returns the rows and the key to continue from, or ``None`` when the whole
+        key space was covered.
+        """
+        wanted = np.zeros(1 << bits, dtype=np.bool_)
+        wanted[buckets.astype(np.intp)] = True
+        found_keys: list[KeyArray] = []
+        found_slots: list[SlotArray] = []
+        taken = 0
+        width = 0
+        for chunk in self.export_chunks(start_key=start_key):
+            mask = wanted[bucket_of(chunk.keys, bits)]
+            keys, slots = chunk.keys[mask], chunk.slots[mask]
+            if taken + len(keys) >= max_rows and len(keys):
+                cut = max(max_rows - taken, 1)
+                keys, slots = keys[:cut], slots[:cut]
+                found_keys.append(keys)
+                found_slots.append(slots)
+                width = max(width, slots.shape[1])
+                last = int(keys[-1])
+                next_key = last + 1 if last + 1 < 1 << 64 else None
+                return (*_stack(found_keys, found_slots, width), next_key)
+            found_keys.append(keys)
+            found_slots.append(slots)
+            width = max(width, slots.shape[1])
+            taken += len(keys)
+        return (*_stack(found_keys, found_slots, width), None)
+
+    def export_chunks(self, chunk_rows: int = EXPORT_CHUNK_ROWS, start_key: int = 0) -> Iterator[StoreChunk]:
         """Every key with its slots, ascending by key, in chunks of about ``chunk_rows`` keys.
 
         Each chunk is copied under the lock and the lock is released between chunks,
@@ -170,7 +299,7 @@ class GCounterStore:
         one chunk. A concurrent write may or may not be included; since every value
         only grows, the result is always a valid state between the start and the end.
         """
-        low: int | None = 0
+        low: int | None = start_key
         while low is not None:
             with self._lock:
                 start = int(np.searchsorted(self._keys, np.uint64(low)))
@@ -193,6 +322,39 @@ class GCounterStore:
             return int(self._keys.nbytes + self._slots.nbytes)
 
     # --- internals (call with the lock held) -------------------------------------------------
+
+    def _record(self, changed_keys: KeyArray, origin: int) -> None:
+        """Give a change its sequence number and journal the keys it changed."""
+        if len(changed_keys) == 0:
+            return
+        self._sequence += 1
+        self._digest_cache = None
+        self._journal_sequences.append(self._sequence)
+        self._journal_batches.append(changed_keys)
+        self._journal_origins.append(origin)
+        self._journal_keys += len(changed_keys)
+        while self._journal_keys > self._journal_limit and self._journal_start < len(self._journal_batches) - 1:
+            self._journal_keys -= len(self._journal_batches[self._journal_start])
+            self._journal_floor = self._journal_sequences[self._journal_start]
+            self._journal_batches[self._journal_start] = _EMPTY_KEYS
+            self._journal_start += 1
+        if self._journal_start > 1024 and self._journal_start * 2 > len(self._journal_batches):
+            del self._journal_sequences[: self._journal_start]
+            del self._journal_batches[: self._journal_start]
+            del self._journal_origins[: self._journal_start]
+            self._journal_start = 0
+
+    def _rows_of(self, keys: KeyArray) -> SlotArray:
+        width = self._slots.shape[1]
+        rows, found = self._locate(keys)
+        result = np.zeros((len(keys), width), dtype=np.uint64)
+        result[found] = self._slots[rows[found]]
+        if self._pending and not found.all():
+            for index in np.flatnonzero(~found).tolist():
+                row = self._pending.get(int(keys[index]))
+                if row is not None:
+                    result[index] = row
+        return result
 
     def _check_slot(self, width: int) -> None:
         if width > self.max_slots:
@@ -240,54 +402,59 @@ class GCounterStore:
         self._keys = np.insert(self._keys, positions, keys)
         self._slots = np.insert(self._slots, positions, rows, axis=0)
 
-    def _merge_locked(self, keys: KeyArray, slots: SlotArray) -> tuple[int, int]:
+    def _merge_locked(self, keys: KeyArray, slots: SlotArray) -> tuple[KeyArray, int]:
+        """Merge rows by max; return the keys whose slots grew (new keys included) and the count of new keys."""
         width = slots.shape[1]
         rows, found = self._locate(keys)
-        changed = 0
+        changed: list[KeyArray] = []
         if found.any():
-            target = rows[found]
-            current = self._slots[target, :width]
-            merged = np.maximum(current, slots[found])
-            changed += int((merged != current).any(axis=1).sum())
-            self._slots[target, :width] = merged
+            changed.append(self._max_into(rows[found], keys[found], slots[found], width))
         missing = ~found
         missing_count = int(missing.sum())
         if missing_count == 0:
-            return changed, 0
+            return _concat(changed), 0
         new_keys, new_rows = keys[missing], slots[missing]
         if missing_count + len(self._pending) < self._pending_limit():
             added = 0
+            grown: list[int] = []
             full_width = self._slots.shape[1]
             for key, incoming in zip(new_keys.tolist(), new_rows.tolist(), strict=True):
                 row = self._pending.get(key)
                 if row is None:
                     self._pending[key] = incoming + [0] * (full_width - width)
                     added += 1
-                    changed += 1
+                    grown.append(key)
                     continue
                 grew = False
                 for index, value in enumerate(incoming):
                     if value > row[index]:
                         row[index] = value
                         grew = True
-                changed += grew
-            return changed, added
+                if grew:
+                    grown.append(key)
+            changed.append(np.array(grown, dtype=np.uint64))
+            return _concat(changed), added
         # A bulk merge (a full-state push, a new node catching up): fold pending into
         # the arrays first, so the remaining missing keys are all new.
         self._compact()
         rows, found = self._locate(new_keys)
         if found.any():
-            target = rows[found]
-            current = self._slots[target, :width]
-            merged = np.maximum(current, new_rows[found])
-            changed += int((merged != current).any(axis=1).sum())
-            self._slots[target, :width] = merged
+            changed.append(self._max_into(rows[found], new_keys[found], new_rows[found], width))
         fresh_keys = new_keys[~found]
         fresh_rows = np.zeros((len(fresh_keys), self._slots.shape[1]), dtype=np.uint64)
         fresh_rows[:, :width] = new_rows[~found]
         self._insert_new(fresh_keys, fresh_rows)
-        added = len(fresh_keys)
-        return changed + added, added
+        changed.append(fresh_keys)
+        return _concat(changed), len(fresh_keys)
+
+    def _max_into(self, target: npt.NDArray[np.intp], keys: KeyArray, incoming: SlotArray, width: int) -> KeyArray:
+        """Max-merge ``incoming`` into rows ``target``; return the keys whose row grew."""
+        current = self._slots[target, :width]
+        merged = np.maximum(current, incoming)
+        grew = (merged != current).any(axis=1)
+        self._slots[target, :width] = merged
+        grown: KeyArray = keys[grew]
+        return grown
 
 
 def _trim_zero_columns(slots: SlotArray) -> SlotArray:
@@ -318,3 +485,50 @@ def _merge_sorted(
     extra_slots = np.array(extra_rows, dtype=np.uint64).reshape(len(extra), width)
     positions = np.searchsorted(keys, extra_keys)
     return np.insert(keys, positions, extra_keys), np.insert(slots, positions, extra_slots, axis=0)
+
+
+def _concat(parts: list[KeyArray]) -> KeyArray:
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return _EMPTY_KEYS
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _stack(keys: list[KeyArray], slots: list[SlotArray], width: int) -> tuple[KeyArray, SlotArray]:
+    all_keys = _concat(keys)
+    all_slots = np.zeros((len(all_keys), width), dtype=np.uint64)
+    row = 0
+    for part in slots:
+        all_slots[row : row + len(part), : part.shape[1]] = part
+        row += len(part)
+    return all_keys, all_slots
+
+
+def _mix(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finaliser: a bijection of uint64 that spreads every input bit."""
+    values = values ^ (values >> np.uint64(30))
+    values = values * _MIX_1
+    values = values ^ (values >> np.uint64(27))
+    values = values * _MIX_2
+    return values ^ (values >> np.uint64(31))
+
+
+def bucket_of(keys: KeyArray, bits: int) -> npt.NDArray[np.intp]:
+    """The anti-entropy bucket of each key: top ``bits`` of a mix of the key.
+
+    CRC keys of short words cluster in their top bits, hence the mix.
+    """
+    if bits == 0:
+        return np.zeros(len(keys), dtype=np.intp)
+    return (_mix(keys ^ _BUCKET_SALT) >> np.uint64(64 - bits)).astype(np.intp)
+
+
+def row_hashes(keys: KeyArray, slots: SlotArray) -> npt.NDArray[np.uint64]:
+    """A 64-bit hash of each (key, non-zero slots) row; trailing zero slots change nothing."""
+    hashes = _mix(keys)
+    for column in range(slots.shape[1]):
+        values = slots[:, column]
+        salt = np.uint64((column + 1) * 0xD6E8FEB86659FD93 % (1 << 64))
+        contribution = _mix(_mix(values ^ salt) + salt)
+        hashes ^= np.where(values != 0, contribution, np.uint64(0))
+    return _mix(hashes)

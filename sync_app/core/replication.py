@@ -1,0 +1,303 @@
+"""Replication with peers over the native protocol: deltas, anti-entropy, per-peer state.
+
+Two sides:
+
+* ``Replica`` serves one node's store: it answers a peer's exchange, digest and
+  bucket requests (the sync port's views call it) and offers the same
+  operations to the node's own ``runsync`` (through internal routes).
+* ``PeerSession`` is ``runsync``'s side of one peer: cursors, status, and the
+  steps of a round, written against two small interfaces (``LocalNode`` for the
+  node's own store, ``RemotePeer`` for the peer) so that tests can run it with
+  two in-process replicas.
+
+A round with a peer is one exchange: we send the changes the peer has not
+acknowledged (our journal after our push cursor, minus what came from it) and
+our pull cursor into its journal; it merges them and answers with its changes
+after that cursor. When a cursor cannot be served (the peer restarted, or the
+journal no longer reaches back), or every ``anti_entropy_interval`` seconds, the
+two compare per-bucket digests and exchange only the rows of differing buckets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from storage_app.core.errors import CounterError
+from storage_app.core.store import GCounterStore
+from sync_app.core.protocol import (
+    Cursor,
+    Hello,
+    Kind,
+    Message,
+    Page,
+    Rows,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUCKET_BITS = 12
+MAX_DELTA_KEYS = 50_000
+MAX_PAGE_ROWS = 50_000
+MAX_ROUNDS_PER_CALL = 20
+
+
+class PeerRefused(CounterError):
+    """A peer that must not be synced with (other tokenizer, another protocol version)."""
+
+    code = "peer_refused"
+
+
+class Replica:
+    """One node's store, as the native protocol sees it."""
+
+    def __init__(self, store: GCounterStore, node_id: int, tokenizer: str) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.tokenizer = tokenizer
+
+    def hello(self) -> Hello:
+        return Hello(
+            node_id=self.node_id,
+            incarnation=self.store.incarnation,
+            sequence=self.store.sequence,
+            width=self.store.width,
+            tokenizer=self.tokenizer,
+        )
+
+    def check_peer(self, hello: Hello) -> None:
+        """Refuse a peer that counts differently: merging its keys would mix two meanings."""
+        if hello.tokenizer != self.tokenizer:
+            raise PeerRefused(
+                f"peer node {hello.node_id} uses COUNTER_TOKENIZER={hello.tokenizer}, this node uses "
+                f"{self.tokenizer}: their keywords differ, so they must not sync"
+            )
+        if hello.node_id == self.node_id:
+            raise PeerRefused(f"peer has this node's own id {self.node_id}: every node needs its own COUNTER_NODE_ID")
+
+    # --- operations shared by peers' requests and our own runsync -------------------------
+
+    def changes(self, cursor: Cursor | None, max_keys: int, exclude_origin: int | None) -> tuple[Cursor, Rows]:
+        """Our changes after ``cursor``; a cursor of another incarnation or too old comes back ``reset``."""
+        incarnation = self.store.incarnation
+        if cursor is None or cursor.incarnation != incarnation:
+            return Cursor(incarnation, self.store.sequence, complete=True, reset=True), Rows.empty()
+        changes = self.store.changes_since(cursor.sequence, max_keys, exclude_origin)
+        if changes is None:
+            return Cursor(incarnation, self.store.sequence, complete=True, reset=True), Rows.empty()
+        return Cursor(incarnation, changes.up_to, complete=changes.complete), Rows(changes.keys, changes.slots)
+
+    def merge(self, rows: Rows | None, origin: int) -> int:
+        """Merge rows received from node ``origin``; return how many keys changed."""
+        if rows is None or len(rows.keys) == 0:
+            return 0
+        return self.store.merge(rows.keys, rows.slots, origin=origin).changed
+
+    def digests(self, bits: int) -> tuple[int, np.ndarray]:
+        """(sequence before computing, bucket digests): every change up to that sequence is in them."""
+        sequence = self.store.sequence
+        return sequence, self.store.bucket_digests(bits)
+
+    def bucket_rows(self, buckets: np.ndarray, bits: int, page: Page) -> tuple[Rows, Page]:
+        keys, slots, next_key = self.store.rows_in_buckets(buckets, bits, page.start_key, max(page.max_rows, 1))
+        done = next_key is None
+        return Rows(keys, slots), Page(next_key or 0, page.max_rows, done)
+
+    # --- a peer's requests ------------------------------------------------------------------
+
+    def handle(self, message: Message) -> Message:
+        """Answer a peer's request message (checked by ``check_peer`` first)."""
+        peer = message.hello
+        self.check_peer(peer)
+        if message.kind == Kind.EXCHANGE_REQUEST:
+            self.merge(message.rows, origin=peer.node_id)
+            if message.cursor is None:
+                return Message(Kind.EXCHANGE_RESPONSE, self.hello())
+            cursor, rows = self.changes(message.cursor, MAX_DELTA_KEYS, exclude_origin=peer.node_id)
+            return Message(Kind.EXCHANGE_RESPONSE, self.hello(), cursor=cursor, rows=rows)
+        if message.kind == Kind.DIGEST_REQUEST:
+            if message.digests is None:
+                raise PeerRefused("digest request without digests")
+            bits = len(message.digests).bit_length() - 1
+            sequence, ours = self.digests(bits)
+            differing = np.flatnonzero(ours != message.digests).astype(np.uint32)
+            cursor = Cursor(self.store.incarnation, sequence)
+            return Message(Kind.DIGEST_RESPONSE, self.hello(), cursor=cursor, bucket_ids=differing, bucket_bits=bits)
+        if message.kind == Kind.BUCKETS_REQUEST:
+            if message.bucket_ids is None or message.page is None:
+                raise PeerRefused("bucket request without bucket ids or page")
+            self.merge(message.rows, origin=peer.node_id)
+            if message.page.max_rows == 0:
+                return Message(Kind.BUCKETS_RESPONSE, self.hello())
+            rows, page = self.bucket_rows(message.bucket_ids, message.bucket_bits, message.page)
+            return Message(Kind.BUCKETS_RESPONSE, self.hello(), rows=rows, page=page)
+        raise PeerRefused(f"a {message.kind.name} is not a request")
+
+
+class LocalNode(Protocol):
+    """The node's own store as runsync reaches it."""
+
+    def hello(self) -> Hello: ...
+
+    def changes(self, cursor: Cursor | None, max_keys: int, exclude_origin: int | None) -> tuple[Cursor, Rows]: ...
+
+    def merge(self, rows: Rows | None, origin: int) -> int: ...
+
+    def digests(self, bits: int) -> tuple[int, np.ndarray]: ...
+
+    def bucket_rows(self, buckets: np.ndarray, bits: int, page: Page) -> tuple[Rows, Page]: ...
+
+
+class RemotePeer(Protocol):
+    """A peer's sync port: sends a request message, returns the answer."""
+
+    url: str
+
+    def send(self, message: Message) -> Message: ...
+
+
+@dataclass
+class PeerStatus:
+    """What /cluster shows of a peer."""
+
+    url: str
+    node_id: int | None = None
+    mode: str = "unknown"  # native, legacy (counter-app), refused, unknown
+    reachable: bool | None = None
+    last_success: float | None = None
+    last_anti_entropy: float | None = None
+    last_error: str | None = None
+    errors: int = 0
+    consecutive_failures: int = 0
+    keys_sent: int = 0
+    keys_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    lag: int | None = None  # our changes the peer has not acknowledged
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PeerSession:
+    """runsync's state for one peer (cursors, anti-entropy schedule, status) and the steps of a round."""
+
+    def __init__(self, remote: RemotePeer, anti_entropy_interval: float, bucket_bits: int = DEFAULT_BUCKET_BITS):
+        self.remote = remote
+        self.anti_entropy_interval = anti_entropy_interval
+        self.bucket_bits = bucket_bits
+        self.status = PeerStatus(url=remote.url)
+        self.push_cursor: Cursor | None = None  # our journal position the peer has
+        self.pull_cursor: Cursor | None = None  # the peer's journal position we have
+        self.peer_incarnation: int | None = None
+        self.next_anti_entropy = 0.0  # monotonic time; 0 = at the first round
+
+    def run_round(self, local: LocalNode) -> None:
+        """Anti-entropy if due, then exchanges until both sides have sent everything."""
+        if time.monotonic() >= self.next_anti_entropy:
+            self.anti_entropy(local)
+        for _ in range(MAX_ROUNDS_PER_CALL):
+            if self.exchange(local):
+                break
+        self.status.lag = max(0, local.hello().sequence - self.push_cursor.sequence) if self.push_cursor else None
+
+    def exchange(self, local: LocalNode) -> bool:
+        """One exchange; True when neither side had more to send."""
+        me = local.hello()
+        exclude = self.status.node_id
+        ours_cursor, ours = (None, Rows.empty())
+        if self.push_cursor is not None:
+            ours_cursor, ours = local.changes(self.push_cursor, MAX_DELTA_KEYS, exclude)
+            if ours_cursor.reset:
+                self.push_cursor = None
+                self.next_anti_entropy = 0.0
+                ours_cursor, ours = None, Rows.empty()
+        pull = self.pull_cursor or Cursor(0, 0)
+        answer = self.remote.send(Message(Kind.EXCHANGE_REQUEST, me, cursor=pull, rows=ours))
+        self.note_peer(answer.hello)
+        self.status.keys_sent += len(ours.keys)
+        if ours_cursor is not None:
+            self.push_cursor = ours_cursor
+        received = answer.rows or Rows.empty()
+        local.merge(received, origin=answer.hello.node_id)
+        self.status.keys_received += len(received.keys)
+        if answer.cursor is None or answer.cursor.reset:
+            self.pull_cursor = None
+            self.next_anti_entropy = 0.0
+            return True
+        self.pull_cursor = answer.cursor
+        return answer.cursor.complete and (ours_cursor is None or ours_cursor.complete)
+
+    def note_peer(self, hello: Hello) -> None:
+        """Check who answered; a restarted peer (new incarnation) may have lost what we sent."""
+        if self.status.node_id is not None and hello.node_id != self.status.node_id:
+            logger.warning(
+                "seed %s now answers as node %d (was %d)", self.remote.url, hello.node_id, self.status.node_id
+            )
+        self.status.node_id = hello.node_id
+        if self.peer_incarnation is not None and hello.incarnation != self.peer_incarnation:
+            logger.info("seed %s (node %d) restarted: repairing through anti-entropy", self.remote.url, hello.node_id)
+            self.push_cursor = None
+            self.pull_cursor = None
+            self.next_anti_entropy = 0.0
+        self.peer_incarnation = hello.incarnation
+
+    def anti_entropy(self, local: LocalNode) -> None:
+        """Compare bucket digests; exchange the rows of the buckets that differ, both ways."""
+        me = local.hello()
+        our_sequence, digests = local.digests(self.bucket_bits)
+        answer = self.remote.send(Message(Kind.DIGEST_REQUEST, me, digests=digests))
+        self.note_peer(answer.hello)
+        if answer.bucket_ids is None or answer.cursor is None:
+            raise PeerRefused("digest answer without bucket ids or cursor")
+        differing = answer.bucket_ids
+        peer_id = answer.hello.node_id
+        if len(differing):
+            # Pull the peer's rows of those buckets, page by page.
+            page = Page(0, MAX_PAGE_ROWS)
+            while True:
+                reply = self.remote.send(
+                    Message(Kind.BUCKETS_REQUEST, me, bucket_ids=differing, bucket_bits=self.bucket_bits, page=page)
+                )
+                rows = reply.rows or Rows.empty()
+                local.merge(rows, origin=peer_id)
+                self.status.keys_received += len(rows.keys)
+                if reply.page is None or reply.page.done:
+                    break
+                page = Page(reply.page.start_key, MAX_PAGE_ROWS)
+            # Push ours of the same buckets.
+            page = Page(0, MAX_PAGE_ROWS)
+            while True:
+                rows, next_page = local.bucket_rows(differing, self.bucket_bits, page)
+                if len(rows.keys):
+                    self.remote.send(
+                        Message(
+                            Kind.BUCKETS_REQUEST,
+                            me,
+                            rows=rows,
+                            bucket_ids=differing,
+                            bucket_bits=self.bucket_bits,
+                            page=Page(0, 0),
+                        )
+                    )
+                    self.status.keys_sent += len(rows.keys)
+                if next_page.done:
+                    break
+                page = Page(next_page.start_key, MAX_PAGE_ROWS)
+        # Everything up to these positions is now on both sides; deltas carry on from there.
+        self.pull_cursor = Cursor(answer.cursor.incarnation, answer.cursor.sequence)
+        self.push_cursor = Cursor(me.incarnation, our_sequence)
+        self.status.last_anti_entropy = time.time()
+        self.next_anti_entropy = time.monotonic() + self.anti_entropy_interval
+        if len(differing):
+            logger.info(
+                "anti-entropy with %s (node %d): %d of %d buckets differed and were repaired",
+                self.remote.url,
+                peer_id,
+                len(differing),
+                len(digests),
+            )
