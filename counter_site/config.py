@@ -7,6 +7,7 @@ variable and the value, which ``manage.py`` prints before exiting non-zero.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ class NodeConfig:
     threads: int
     internal_token: str
     log_level: str
+    sync_token: str
+    sync_insecure: bool
+    anti_entropy_interval: float
 
     @property
     def snapshot_path(self) -> Path:
@@ -103,6 +107,35 @@ def env_choice(environ: Mapping[str, str], name: str, default: str, choices: tup
     return value
 
 
+def env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _raw(environ, name, "true" if default else "false").lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise _fail(name, value, "must be true or false")
+
+
+def env_secret(environ: Mapping[str, str], name: str) -> str:
+    """A secret from NAME, or from the file named by NAME_FILE (so it stays out of the environment)."""
+    file_name = environ.get(f"{name}_FILE", "").strip()
+    if file_name:
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError as error:
+            raise _fail(f"{name}_FILE", file_name, f"cannot be read: {error.strerror}") from None
+    return environ.get(name, "").strip()
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def env_seeds(environ: Mapping[str, str], name: str = "COUNTER_SEEDS") -> tuple[str, ...]:
     """Comma-separated http(s) base URLs; blanks trimmed, empty entries dropped."""
     raw = environ.get(name, "")
@@ -135,6 +168,15 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
     data_dir = _raw(environ, "COUNTER_DATA_DIR", "data")
     if not data_dir:
         raise _fail("COUNTER_DATA_DIR", data_dir, "must be a directory path")
+    sync_token = env_secret(environ, "COUNTER_SYNC_TOKEN")
+    sync_insecure = env_bool(environ, "COUNTER_SYNC_INSECURE", False)
+    if not sync_token and not sync_insecure and not _is_loopback_host(host):
+        raise _fail(
+            "COUNTER_HOST",
+            host,
+            "listening beyond loopback needs COUNTER_SYNC_TOKEN (or COUNTER_SYNC_INSECURE=true, "
+            "e.g. for counter-app peers, which cannot send a token)",
+        )
     return NodeConfig(
         node_id=node_id,
         seeds=env_seeds(environ),
@@ -151,4 +193,7 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         threads=env_int(environ, "COUNTER_THREADS", 8, 1, 256),
         internal_token=_raw(environ, "COUNTER_INTERNAL_TOKEN", ""),
         log_level=env_choice(environ, "COUNTER_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+        sync_token=sync_token,
+        sync_insecure=sync_insecure,
+        anti_entropy_interval=env_seconds(environ, "COUNTER_ANTI_ENTROPY_INTERVAL", 30.0),
     )

@@ -6,6 +6,7 @@ Error bodies have the shape ``{"detail": "<what went wrong and what to do>",
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
@@ -15,10 +16,17 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from storage_app.core.errors import BadSyncPayload, CounterError, TooManySlots
+from sync_app.core.protocol import ProtocolError, UnsupportedVersion
+from sync_app.core.replication import PeerRefused
+
+logger = logging.getLogger(__name__)
 
 _STATUS_OF: dict[type[CounterError], int] = {
     BadSyncPayload: status.HTTP_400_BAD_REQUEST,
     TooManySlots: status.HTTP_400_BAD_REQUEST,
+    ProtocolError: status.HTTP_400_BAD_REQUEST,
+    UnsupportedVersion: status.HTTP_400_BAD_REQUEST,
+    PeerRefused: status.HTTP_409_CONFLICT,
 }
 
 
@@ -43,6 +51,8 @@ class ServiceUnavailable(APIException):
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus the core's errors, plus a ``code`` in every body."""
     if isinstance(exc, CounterError):
+        if isinstance(exc, PeerRefused):
+            logger.warning("refused a sync request: %s", exc)
         return Response(
             {"detail": str(exc), "code": exc.code},
             status=_STATUS_OF.get(type(exc), status.HTTP_500_INTERNAL_SERVER_ERROR),

@@ -93,4 +93,8 @@ class LoopCommand(BaseCommand):
                 logger.exception("step failed; retrying in %s s", interval)
             if stopping:
                 return
-            self.stopping.wait(interval)
+            self.wait_between_steps(interval)
+
+    def wait_between_steps(self, interval: float) -> None:
+        """Until the next step: ``interval`` seconds, or less when a stop is asked for."""
+        self.stopping.wait(interval)

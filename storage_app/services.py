@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from django.conf import settings
 
@@ -24,6 +25,7 @@ from storage_app.core.snapshot import (
     write_snapshot_file,
 )
 from storage_app.core.store import GCounterStore, KeyArray, MergeResult, SlotArray
+from sync_app.core.replication import Replica
 
 logger = logging.getLogger(__name__)
 
@@ -55,18 +57,14 @@ class _NodeState:
 
     def __init__(self) -> None:
         self.store = GCounterStore()
-        # Bumped on every change, so a dump can be skipped when nothing changed.
-        self.changes = 0
-        self.changes_lock = threading.Lock()
-        self.dumped_changes = -1
+        # The store's change sequence at the last dump, so a dump can be skipped when nothing changed.
+        self.dumped_sequence = -1
         self.dump_lock = threading.Lock()
         self.writes_open = True
         self.writes_in_flight = 0
         self.writes_cond = threading.Condition()
-
-    def note_change(self) -> None:
-        with self.changes_lock:
-            self.changes += 1
+        # What runsync last reported of each peer, for GET /cluster.
+        self.peer_report: dict[str, Any] = {}
 
 
 _state_lock = threading.Lock()
@@ -114,7 +112,7 @@ def load_snapshot() -> int:
         return 0
     node = _node()
     node.store.merge(snapshot.keys, snapshot.slots)
-    node.dumped_changes = node.changes
+    node.dumped_sequence = node.store.sequence
     logger.info(
         "loaded %d keys from %s in %.3f s", len(snapshot.keys), config.snapshot_path, time.perf_counter() - started
     )
@@ -131,8 +129,6 @@ def index_text(text: str) -> IndexResult:
         node.writes_in_flight += 1
     try:
         node.store.increment(settings.COUNTER_NODE_ID, per_key)
-        if per_key:
-            node.note_change()
     finally:
         with node.writes_cond:
             node.writes_in_flight -= 1
@@ -147,12 +143,45 @@ def lookup(words: list[str]) -> list[tuple[str, int]]:
 
 
 def merge_rows(keys: KeyArray, slots: SlotArray) -> MergeResult:
-    """Merge rows received from a peer (or an import) by max per slot."""
-    node = _node()
-    result = node.store.merge(keys, slots)
-    if result.changed:
-        node.note_change()
-    return result
+    """Merge rows received from a counter-app peer (or an import) by max per slot."""
+    return _node().store.merge(keys, slots)
+
+
+def replica() -> Replica:
+    """The store as the native sync protocol sees it."""
+    return Replica(get_store(), settings.COUNTER_NODE_ID, settings.COUNTER_TOKENIZER)
+
+
+def wait_for_change(since: int, timeout: float) -> int:
+    """Return the store's sequence as soon as it passes ``since``, or after ``timeout`` seconds."""
+    store = get_store()
+    deadline = time.monotonic() + timeout
+    while (sequence := store.sequence) <= since and time.monotonic() < deadline:
+        # A short poll keeps the store free of wake-up plumbing; runsync holds one such request.
+        time.sleep(0.005)
+    return sequence
+
+
+def set_peer_report(report: dict[str, Any]) -> None:
+    _node().peer_report = report
+
+
+def cluster_status() -> dict[str, Any]:
+    """This node and what runsync last reported of its peers."""
+    store = get_store()
+    report = dict(_node().peer_report)
+    return {
+        "node": {
+            "node_id": settings.COUNTER_NODE_ID,
+            "incarnation": f"{store.incarnation:016x}",
+            "sequence": store.sequence,
+            "keys": len(store),
+            "slots": store.width,
+            "tokenizer": settings.COUNTER_TOKENIZER,
+        },
+        "reported_at": report.get("reported_at"),
+        "peers": report.get("peers", []),
+    }
 
 
 def close_writes(timeout: float = 10.0) -> None:
@@ -172,12 +201,12 @@ def dump_snapshot(force: bool = False) -> DumpResult:
     """Write the snapshot file if anything changed since the last dump (or if ``force``)."""
     node = _node()
     with node.dump_lock:
-        changes = node.changes
-        if not force and changes == node.dumped_changes:
+        sequence = node.store.sequence
+        if not force and sequence == node.dumped_sequence:
             return DumpResult(written=False, keys=len(node.store), size_bytes=0, seconds=0.0)
         started = time.perf_counter()
         written: WrittenSnapshot = write_snapshot_file(settings.COUNTER.snapshot_path, snapshot_stream())
-        node.dumped_changes = changes
+        node.dumped_sequence = sequence
     seconds = time.perf_counter() - started
     logger.debug("dumped %d keys (%d bytes) in %.3f s", written.keys, written.size_bytes, seconds)
     return DumpResult(written=True, keys=written.keys, size_bytes=written.size_bytes, seconds=seconds)

@@ -84,3 +84,21 @@ class KeywordDetailView(APIView):
     )
     def get(self, request: Request, keyword: str) -> Response:
         return Response(_occurrences(services.lookup([keyword]))[0])
+
+
+class ClusterView(APIView):
+    """This node and each of its peers as runsync last saw them."""
+
+    @extend_schema(
+        operation_id="cluster_status",
+        summary="Replication status",
+        description=(
+            "`node`: this node's id, incarnation, change sequence, keys, slots and tokenizer. `peers`: for each "
+            "seed, its address, node id, mode (native, legacy for counter-app, refused), whether it is reachable, "
+            "the last successful sync and anti-entropy (Unix time), keys and bytes sent and received, errors, the "
+            "last error, and `lag`: how many of this node's changes the peer has not acknowledged yet."
+        ),
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(services.cluster_status())

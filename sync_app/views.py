@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -12,14 +13,21 @@ from rest_framework.views import APIView
 from counter_site.http import read_body
 from storage_app import services
 from storage_app.serializers import ErrorSerializer
+from sync_app.auth import HasSyncToken
 from sync_app.core.legacy_protocol import decode_legacy_sync
+from sync_app.core.protocol import CONTENT_TYPE, decode, encode
 from sync_app.serializers import LegacySyncItemSerializer, MergeResultSerializer
 
 
-class LegacySyncView(APIView):
-    """Merge a peer's state sent in counter-app's format."""
+class SyncView(APIView):
+    """Base of the peer-facing sync views: JSON errors, COUNTER_SYNC_TOKEN enforced."""
 
     renderer_classes = APIView.renderer_classes[:1]  # JSON only: peers are programs
+    permission_classes = [HasSyncToken]
+
+
+class LegacySyncView(SyncView):
+    """Merge a peer's state sent in counter-app's format."""
 
     @extend_schema(
         operation_id="sync_legacy_push",
@@ -35,3 +43,30 @@ class LegacySyncView(APIView):
         keys, slots = decode_legacy_sync(body, services.get_store().max_slots)
         result = services.merge_rows(keys, slots)
         return Response({"received": result.received, "changed": result.changed, "added": result.added})
+
+
+class NativeSyncView(SyncView):
+    """The native protocol: one binary request message in, one answer message out."""
+
+    @extend_schema(
+        operation_id="sync_native",
+        summary="Exchange a native sync message (docs/protocol.md)",
+        description=(
+            "Body and answer are binary messages (`application/x-counter-sync`): an exchange of "
+            "deltas, a comparison of bucket digests, or the rows of some buckets. Errors are JSON: "
+            "400 for a damaged message or another protocol version, 401 without the sync token, "
+            "409 for a peer that must not sync with this node (another tokenizer, the same node id)."
+        ),
+        request={CONTENT_TYPE: OpenApiTypes.BINARY},
+        responses={
+            (200, CONTENT_TYPE): OpenApiTypes.BINARY,
+            400: OpenApiResponse(ErrorSerializer),
+            401: OpenApiResponse(ErrorSerializer),
+            409: OpenApiResponse(ErrorSerializer),
+            413: OpenApiResponse(ErrorSerializer),
+        },
+    )
+    def post(self, request: Request) -> HttpResponse:
+        body = read_body(request, settings.COUNTER_MAX_SYNC_BODY_BYTES, "COUNTER_MAX_SYNC_BODY_BYTES")
+        answer = services.replica().handle(decode(body))
+        return HttpResponse(encode(answer), content_type=CONTENT_TYPE)

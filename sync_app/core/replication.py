@@ -218,7 +218,7 @@ class PeerSession:
                 ours_cursor, ours = None, Rows.empty()
         pull = self.pull_cursor or Cursor(0, 0)
         answer = self.remote.send(Message(Kind.EXCHANGE_REQUEST, me, cursor=pull, rows=ours))
-        self.note_peer(answer.hello)
+        self.note_peer(answer.hello, me)
         self.status.keys_sent += len(ours.keys)
         if ours_cursor is not None:
             self.push_cursor = ours_cursor
@@ -232,8 +232,13 @@ class PeerSession:
         self.pull_cursor = answer.cursor
         return answer.cursor.complete and (ours_cursor is None or ours_cursor.complete)
 
-    def note_peer(self, hello: Hello) -> None:
+    def note_peer(self, hello: Hello, me: Hello) -> None:
         """Check who answered; a restarted peer (new incarnation) may have lost what we sent."""
+        if hello.tokenizer != me.tokenizer:
+            raise PeerRefused(
+                f"seed {self.remote.url} (node {hello.node_id}) uses COUNTER_TOKENIZER={hello.tokenizer}, "
+                f"this node uses {me.tokenizer}: their keywords differ, so they must not sync"
+            )
         if self.status.node_id is not None and hello.node_id != self.status.node_id:
             logger.warning(
                 "seed %s now answers as node %d (was %d)", self.remote.url, hello.node_id, self.status.node_id
@@ -251,7 +256,7 @@ class PeerSession:
         me = local.hello()
         our_sequence, digests = local.digests(self.bucket_bits)
         answer = self.remote.send(Message(Kind.DIGEST_REQUEST, me, digests=digests))
-        self.note_peer(answer.hello)
+        self.note_peer(answer.hello, me)
         if answer.bucket_ids is None or answer.cursor is None:
             raise PeerRefused("digest answer without bucket ids or cursor")
         differing = answer.bucket_ids

@@ -128,9 +128,15 @@ class Node:
         return result
 
     def counts(self, keywords: list[str]) -> dict[str, int]:
-        response = requests.get(self.public_url + "/keywords", params={"keywords": keywords}, timeout=10)
-        response.raise_for_status()
-        return {item["key"]: item["count"] for item in response.json()}
+        """Counts of ``keywords``, asked 200 at a time (a URL has a length limit)."""
+        counts: dict[str, int] = {}
+        for start in range(0, len(keywords), 200):
+            response = requests.get(
+                self.public_url + "/keywords", params={"keywords": keywords[start : start + 200]}, timeout=10
+            )
+            response.raise_for_status()
+            counts.update((item["key"], item["count"]) for item in response.json())
+        return counts
 
 
 def manage(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -95,8 +95,12 @@ class FakeCounterApp(BaseHTTPRequestHandler):
     received: list[list[dict[str, object]]] = []
 
     def do_POST(self) -> None:
-        length = int(self.headers["Content-Length"])
-        FakeCounterApp.received.append(json.loads(self.rfile.read(length)))
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path != "/sync":  # counter-app has no other route
+            self.send_response(404)
+            self.end_headers()
+            return
+        FakeCounterApp.received.append(json.loads(body))
         self.send_response(200)
         self.end_headers()
 
@@ -124,7 +128,7 @@ def test_runsync_once_pushes_counter_app_format_to_every_seed(
     node.post("Fox fox,")
     result = manage("runsync", "--once", env=node.env, cwd=node.workdir)
     assert result.returncode == 0, result.stderr
-    assert "to 1 of 2 seeds" in result.stdout
+    assert f"{fake_counter_app}: legacy" in result.stdout and ": failed" in result.stdout
     fields = Keywords("fields")
     body = {item["hash_keyword"]: item["totals"] for item in FakeCounterApp.received[-1]}
     # Slot 1 is ours; rows cover every node of the cluster (3 = 2 seeds + us), as counter-app needs.

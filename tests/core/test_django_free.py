@@ -8,7 +8,8 @@ def test_the_core_imports_without_django() -> None:
     code = (
         "import sys\n"
         "import storage_app.core.keywords, storage_app.core.store, storage_app.core.snapshot\n"
-        "import storage_app.core.legacy, sync_app.core.legacy_protocol, sync_app.core.peers\n"
+        "import storage_app.core.legacy, sync_app.core.legacy_protocol, sync_app.core.protocol\n"
+        "import sync_app.core.replication, sync_app.core.transport\n"
         "import counter_site.config\n"
         "bad = [name for name in sys.modules if name.split('.')[0] in ('django', 'rest_framework')]\n"
         "assert not bad, bad\n"

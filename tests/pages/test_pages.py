@@ -53,7 +53,7 @@ def test_swagger_ui_renders_every_public_operation_from_the_node_alone(
     dom = render(node.public_url + "/swagger/ui", tmp_path / "profile", screenshot=shot)
     # Rendered by Swagger UI's JavaScript from the node's own /swagger document:
     assert 'class="swagger-ui' in dom
-    assert dom.count('class="opblock opblock-') == 3, "GET and POST /keywords, GET /keywords/{keyword}"
+    assert dom.count('class="opblock opblock-') == 4, "GET /cluster, GET and POST /keywords, GET /keywords/{keyword}"
     assert "/keywords/{keyword}" in dom
     assert "Counter" in dom
     assert shot.stat().st_size > 10_000

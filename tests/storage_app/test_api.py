@@ -122,7 +122,7 @@ def test_openapi_document_describes_the_public_operations(public_client: PortCli
     response = public_client.get("/swagger")
     assert response.status_code == 200
     schema = response.json()
-    assert set(schema["paths"]) == {"/keywords", "/keywords/{keyword}"}
+    assert set(schema["paths"]) == {"/cluster", "/keywords", "/keywords/{keyword}"}
     post = schema["paths"]["/keywords"]["post"]
     assert set(post["responses"]) == {"200", "400", "413", "503"}
     assert "text/plain" in post["requestBody"]["content"]

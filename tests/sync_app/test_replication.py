@@ -45,7 +45,7 @@ def pair() -> tuple[Replica, Replica, PeerSession, PeerSession]:
     return a, b, a_to_b, b_to_a
 
 
-def test_writes_on_both_sides_converge_through_deltas(pair) -> None:  # type: ignore[no-untyped-def]
+def test_writes_on_both_sides_converge_through_deltas(pair) -> None:
     a, b, a_to_b, b_to_a = pair
     a_to_b.run_round(a)  # first contact: anti-entropy of two empty stores
     b_to_a.run_round(b)
@@ -57,27 +57,27 @@ def test_writes_on_both_sides_converge_through_deltas(pair) -> None:  # type: ig
     assert totals(a, keys) == totals(b, keys)
     assert a.store.read([key(60)]) == [3]
     # Steady state: nothing changed, so an exchange carries no rows.
-    before = a_to_b.remote.bytes  # type: ignore[attr-defined]
+    before = a_to_b.remote.bytes
     a_to_b.run_round(a)
-    assert a_to_b.remote.bytes - before < 300  # type: ignore[attr-defined]
+    assert a_to_b.remote.bytes - before < 300
     assert a_to_b.status.lag == 0
 
 
-def test_a_delta_is_proportional_to_the_changed_keys(pair) -> None:  # type: ignore[no-untyped-def]
+def test_a_delta_is_proportional_to_the_changed_keys(pair) -> None:
     a, b, a_to_b, _ = pair
     many = np.array([key(n) for n in range(20_000)], dtype=np.uint64)
     a.store.merge(many, np.ones((len(many), 3), dtype=np.uint64))
     a_to_b.run_round(a)
     assert len(b.store) == 20_000
-    before = a_to_b.remote.bytes  # type: ignore[attr-defined]
+    before = a_to_b.remote.bytes
     a.store.increment(0, {key(n): 1 for n in range(10)})
     a_to_b.run_round(a)
-    sent = a_to_b.remote.bytes - before  # type: ignore[attr-defined]
+    sent = a_to_b.remote.bytes - before
     assert sent < 10 * 40 + 400, sent
     assert b.store.read([key(3)]) == [4]
 
 
-def test_changes_are_not_echoed_back_to_their_origin(pair) -> None:  # type: ignore[no-untyped-def]
+def test_changes_are_not_echoed_back_to_their_origin(pair) -> None:
     a, b, a_to_b, b_to_a = pair
     a_to_b.run_round(a)
     b_to_a.run_round(b)
@@ -89,7 +89,7 @@ def test_changes_are_not_echoed_back_to_their_origin(pair) -> None:  # type: ign
     assert a_to_b.status.keys_sent == sent_before, "b's own changes were sent back to b"
 
 
-def test_a_restarted_empty_peer_is_repaired_by_anti_entropy(pair) -> None:  # type: ignore[no-untyped-def]
+def test_a_restarted_empty_peer_is_repaired_by_anti_entropy(pair) -> None:
     a, b, a_to_b, _ = pair
     a.store.increment(0, {key(n): n + 1 for n in range(5000)})
     a_to_b.run_round(a)
@@ -114,16 +114,16 @@ def test_a_cursor_older_than_the_journal_falls_back_to_anti_entropy() -> None:
     assert len(b.store) == 1000
 
 
-def test_partition_then_heal_converges(pair) -> None:  # type: ignore[no-untyped-def]
-    a, b, a_to_b, b_to_a = pair
+def test_partition_then_heal_converges(pair) -> None:
+    a, b, a_to_b, _b_to_a = pair
     a_to_b.run_round(a)
-    a_to_b.remote.up = False  # type: ignore[attr-defined]
+    a_to_b.remote.up = False
     for n in range(50):
         a.store.increment(0, {key(n): 1})
         b.store.increment(1, {key(n): 1})
     with pytest.raises(ConnectionError):
         a_to_b.run_round(a)
-    a_to_b.remote.up = True  # type: ignore[attr-defined]
+    a_to_b.remote.up = True
     a_to_b.run_round(a)
     assert totals(a, [key(n) for n in range(50)]) == [2] * 50 == totals(b, [key(n) for n in range(50)])
 

@@ -1,0 +1,126 @@
+"""HTTP ends of replication, used by runsync: a peer's sync port and the node's own internal routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import requests
+
+from sync_app.core.protocol import CONTENT_TYPE, Cursor, Hello, Kind, Message, Page, Rows, decode, encode
+
+CONNECT_TIMEOUT = 2.0
+
+
+class PeerHttpError(Exception):
+    """A peer answered with an error status; ``status`` and the JSON ``detail`` say which."""
+
+    def __init__(self, url: str, status: int, detail: str) -> None:
+        super().__init__(f"{url} answered {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("detail", body)) if isinstance(body, dict) else str(body)[:200]
+
+
+class HttpPeer:
+    """A peer's native sync route (``POST <seed>/v1/sync``)."""
+
+    def __init__(self, url: str, token_header: dict[str, str], timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers.update({"Content-Type": CONTENT_TYPE, **token_header})
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    def send(self, message: Message) -> Message:
+        body = encode(message)
+        response = self.session.post(self.url + "/v1/sync", data=body, timeout=(CONNECT_TIMEOUT, self.timeout))
+        self.bytes_sent += len(body)
+        self.bytes_received += len(response.content)
+        if response.status_code != 200:
+            raise PeerHttpError(self.url, response.status_code, _detail(response))
+        return decode(response.content)
+
+    def push_legacy(self, body: bytes) -> None:
+        """counter-app's full-state push (``POST <seed>/sync``, JSON)."""
+        response = self.session.post(
+            self.url + "/sync",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=(CONNECT_TIMEOUT, self.timeout),
+        )
+        self.bytes_sent += len(body)
+        if response.status_code != 200:
+            raise PeerHttpError(self.url, response.status_code, _detail(response))
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class InternalNode:
+    """The node's own store, through its internal routes (a ``LocalNode`` for ``PeerSession``)."""
+
+    def __init__(self, session: requests.Session, base_url: str, timeout: float = 60.0) -> None:
+        self.session = session
+        self.base_url = base_url
+        self.timeout = timeout
+
+    def _get(self, path: str, **params: Any) -> requests.Response:
+        response = self.session.get(self.base_url + path, params=params, timeout=self.timeout)
+        response.raise_for_status()
+        return response
+
+    def _post(self, path: str, body: bytes) -> requests.Response:
+        response = self.session.post(
+            self.base_url + path, data=body, headers={"Content-Type": CONTENT_TYPE}, timeout=self.timeout
+        )
+        response.raise_for_status()
+        return response
+
+    def hello(self) -> Hello:
+        return decode(self._get("/internal/sync/hello").content).hello
+
+    def changes(self, cursor: Cursor | None, max_keys: int, exclude_origin: int | None) -> tuple[Cursor, Rows]:
+        if cursor is None:
+            cursor = Cursor(0, 0)
+        params: dict[str, Any] = {"incarnation": cursor.incarnation, "sequence": cursor.sequence, "max": max_keys}
+        if exclude_origin is not None:
+            params["exclude"] = exclude_origin
+        message = decode(self._get("/internal/sync/changes", **params).content)
+        assert message.cursor is not None
+        return message.cursor, message.rows or Rows.empty()
+
+    def merge(self, rows: Rows | None, origin: int) -> int:
+        if rows is None or len(rows.keys) == 0:
+            return 0
+        carrier = Hello(node_id=origin, incarnation=0, sequence=0, width=rows.slots.shape[1], tokenizer="words")
+        response = self._post("/internal/sync/merge", encode(Message(Kind.EXCHANGE_REQUEST, carrier, rows=rows)))
+        return int(response.json()["changed"])
+
+    def digests(self, bits: int) -> tuple[int, np.ndarray]:
+        message = decode(self._get("/internal/sync/digests", bits=bits).content)
+        assert message.cursor is not None and message.digests is not None
+        return message.cursor.sequence, message.digests
+
+    def bucket_rows(self, buckets: np.ndarray, bits: int, page: Page) -> tuple[Rows, Page]:
+        carrier = Hello(node_id=0, incarnation=0, sequence=0, width=0, tokenizer="words")
+        request = Message(Kind.BUCKETS_REQUEST, carrier, bucket_ids=buckets, bucket_bits=bits, page=page)
+        message = decode(self._post("/internal/sync/buckets", encode(request)).content)
+        assert message.page is not None
+        return message.rows or Rows.empty(), message.page
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        response = self._get("/internal/sync/wait", since=since, timeout_ms=int(timeout * 1000))
+        return int(response.json()["sequence"])
+
+    def report_peers(self, report: dict[str, Any]) -> None:
+        response = self.session.post(self.base_url + "/internal/sync/peers", json=report, timeout=self.timeout)
+        response.raise_for_status()

@@ -1,0 +1,100 @@
+"""Internal routes (sync port, loopback + internal token) through which runsync drives replication.
+
+They expose the node's ``Replica`` operations to runsync, which does the
+network round trips with peers in its own process. Bodies are native protocol
+messages, so nothing is encoded twice.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from counter_site.http import read_body
+from storage_app import services
+from storage_app.internal_views import InternalView
+from sync_app.core.protocol import CONTENT_TYPE, Cursor, Kind, Message, decode, encode
+
+
+def _binary(message: Message) -> HttpResponse:
+    return HttpResponse(encode(message), content_type=CONTENT_TYPE)
+
+
+def _int(request: Request, name: str) -> int:
+    try:
+        return int(request.query_params[name])
+    except (KeyError, ValueError):
+        raise ParseError(f"query parameter {name} must be an integer") from None
+
+
+@extend_schema(exclude=True)
+class HelloView(InternalView):
+    def get(self, request: Request) -> HttpResponse:
+        return _binary(Message(Kind.EXCHANGE_RESPONSE, services.replica().hello()))
+
+
+@extend_schema(exclude=True)
+class ChangesView(InternalView):
+    """GET ?incarnation=&sequence=&max=&exclude=: our changes after a cursor."""
+
+    def get(self, request: Request) -> HttpResponse:
+        replica = services.replica()
+        cursor = Cursor(_int(request, "incarnation"), _int(request, "sequence"))
+        exclude = request.query_params.get("exclude")
+        found, rows = replica.changes(cursor, _int(request, "max"), int(exclude) if exclude else None)
+        return _binary(Message(Kind.EXCHANGE_RESPONSE, replica.hello(), cursor=found, rows=rows))
+
+
+@extend_schema(exclude=True)
+class MergeView(InternalView):
+    """POST a message whose hello is the peer's and whose rows it sent."""
+
+    def post(self, request: Request) -> Response:
+        message = decode(read_body(request, 1 << 40, "internal"))
+        return Response({"changed": services.replica().merge(message.rows, origin=message.hello.node_id)})
+
+
+@extend_schema(exclude=True)
+class DigestsView(InternalView):
+    def get(self, request: Request) -> HttpResponse:
+        replica = services.replica()
+        sequence, digests = replica.digests(_int(request, "bits"))
+        cursor = Cursor(replica.store.incarnation, sequence)
+        return _binary(Message(Kind.DIGEST_RESPONSE, replica.hello(), cursor=cursor, digests=digests))
+
+
+@extend_schema(exclude=True)
+class BucketsView(InternalView):
+    """POST a message with bucket ids and a page: our rows of those buckets."""
+
+    def post(self, request: Request) -> HttpResponse:
+        message = decode(read_body(request, 1 << 40, "internal"))
+        replica = services.replica()
+        if message.bucket_ids is None or message.page is None:
+            raise ParseError("a bucket request needs bucket ids and a page")
+        rows, page = replica.bucket_rows(message.bucket_ids, message.bucket_bits, message.page)
+        return _binary(Message(Kind.BUCKETS_RESPONSE, replica.hello(), rows=rows, page=page))
+
+
+@extend_schema(exclude=True)
+class WaitView(InternalView):
+    """GET ?since=&timeout_ms=: returns once the change sequence passes ``since`` (long poll)."""
+
+    def get(self, request: Request) -> Response:
+        timeout = min(_int(request, "timeout_ms") / 1000, 30.0)
+        return Response({"sequence": services.wait_for_change(_int(request, "since"), timeout)})
+
+
+@extend_schema(exclude=True)
+class PeerReportView(InternalView):
+    """POST runsync's report of its peers (JSON), shown by GET /cluster."""
+
+    parser_classes = [JSONParser]
+
+    def post(self, request: Request) -> Response:
+        services.set_peer_report(dict(request.data))
+        return Response({"stored": True})
