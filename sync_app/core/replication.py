@@ -178,6 +178,8 @@ class PeerStatus:
     bytes_sent: int = 0
     bytes_received: int = 0
     lag: int | None = None  # our changes the peer has not acknowledged
+    rounds: int = 0
+    anti_entropy_rounds: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,6 +200,7 @@ class PeerSession:
 
     def run_round(self, local: LocalNode) -> None:
         """Anti-entropy if due, then exchanges until both sides have sent everything."""
+        self.status.rounds += 1
         if time.monotonic() >= self.next_anti_entropy:
             self.anti_entropy(local)
         for _ in range(MAX_ROUNDS_PER_CALL):
@@ -297,6 +300,7 @@ class PeerSession:
         self.pull_cursor = Cursor(answer.cursor.incarnation, answer.cursor.sequence)
         self.push_cursor = Cursor(me.incarnation, our_sequence)
         self.status.last_anti_entropy = time.time()
+        self.status.anti_entropy_rounds += 1
         self.next_anti_entropy = time.monotonic() + self.anti_entropy_interval
         if len(differing):
             logger.info(

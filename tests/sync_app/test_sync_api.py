@@ -57,8 +57,16 @@ def test_oversize_sync_body_is_a_413(sync_client: PortClient, settings: Any) -> 
 
 
 def test_the_sync_port_serves_no_public_route(sync_client: PortClient) -> None:
-    for path in ("/keywords", "/swagger", "/swagger/ui", "/", "/static/rest_framework/css/bootstrap.min.css"):
+    for path in ("/keywords", "/cluster", "/swagger/ui", "/", "/static/rest_framework/css/bootstrap.min.css"):
         assert sync_client.get(path).status_code == 404, path
+
+
+def test_the_sync_port_documents_its_peer_routes(sync_client: PortClient) -> None:
+    schema = sync_client.get("/swagger").json()
+    assert set(schema["paths"]) == {"/sync", "/v1/sync"}
+    native = schema["paths"]["/v1/sync"]["post"]
+    assert "application/x-counter-sync" in native["requestBody"]["content"]
+    assert {"200", "400", "401", "409", "413"} <= set(native["responses"])
 
 
 def test_internal_routes_need_the_token(sync_client: PortClient, settings: Any) -> None:
