@@ -19,3 +19,29 @@ def test_store_benchmark_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "array bytes/key" in result.stdout
+
+
+def test_sync_benchmark_runs() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.sync_bench",
+            "--keys",
+            "2000",
+            "--windows",
+            "1",
+            "--window",
+            "1",
+            "--samples",
+            "3",
+            "--full-pushes",
+            "1",
+        ],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "delta exchange with one peer: bytes" in result.stdout
