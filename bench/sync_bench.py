@@ -188,6 +188,7 @@ def main() -> None:
         token = (nodes[0].workdir / "data" / "node-0.internal-token").read_text().strip()
         full_bytes: list[float] = []
         full_cpu_ms: list[float] = []
+        assert nodes[0].process is not None and nodes[1].process is not None
         for _ in range(options.full_pushes):
             cpu_before = (
                 time.process_time() + process_tree_cpu(nodes[0].process.pid) + process_tree_cpu(nodes[1].process.pid)

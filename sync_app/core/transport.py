@@ -12,6 +12,10 @@ from sync_app.core.protocol import CONTENT_TYPE, Cursor, Hello, Kind, Message, P
 CONNECT_TIMEOUT = 2.0
 
 
+class LocalNodeUnavailable(Exception):
+    """The node's own internal routes failed: not the peer's fault."""
+
+
 class PeerHttpError(Exception):
     """A peer answered with an error status; ``status`` and the JSON ``detail`` say which."""
 
@@ -74,15 +78,21 @@ class InternalNode:
         self.timeout = timeout
 
     def _get(self, path: str, **params: Any) -> requests.Response:
-        response = self.session.get(self.base_url + path, params=params, timeout=self.timeout)
-        response.raise_for_status()
+        try:
+            response = self.session.get(self.base_url + path, params=params, timeout=self.timeout)
+            response.raise_for_status()
+        except requests.RequestException as error:
+            raise LocalNodeUnavailable(f"node at {self.base_url}: {error}") from None
         return response
 
     def _post(self, path: str, body: bytes) -> requests.Response:
-        response = self.session.post(
-            self.base_url + path, data=body, headers={"Content-Type": CONTENT_TYPE}, timeout=self.timeout
-        )
-        response.raise_for_status()
+        try:
+            response = self.session.post(
+                self.base_url + path, data=body, headers={"Content-Type": CONTENT_TYPE}, timeout=self.timeout
+            )
+            response.raise_for_status()
+        except requests.RequestException as error:
+            raise LocalNodeUnavailable(f"node at {self.base_url}: {error}") from None
         return response
 
     def hello(self) -> Hello:
@@ -122,5 +132,8 @@ class InternalNode:
         return int(response.json()["sequence"])
 
     def report_peers(self, report: dict[str, Any]) -> None:
-        response = self.session.post(self.base_url + "/internal/sync/peers", json=report, timeout=self.timeout)
-        response.raise_for_status()
+        try:
+            response = self.session.post(self.base_url + "/internal/sync/peers", json=report, timeout=self.timeout)
+            response.raise_for_status()
+        except requests.RequestException as error:
+            raise LocalNodeUnavailable(f"node at {self.base_url}: {error}") from None

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import socket
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -312,3 +314,41 @@ def test_a_mixed_cluster_with_a_counter_app_peer_converges(make_node: Callable[.
         assert node.stop() == 0, node.log()
     finally:
         fake.stop()
+
+
+def test_a_seed_that_never_answers_holds_up_no_other_seed(make_node: Callable[..., Node]) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])
+            except TimeoutError:
+                continue
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        a = make_node(0, env={"COUNTER_SYNC_TIMEOUT": "30"})
+        b = make_node(1)
+        a.env["COUNTER_SEEDS"] = f"http://127.0.0.1:{silent.getsockname()[1]},{b.sync_url}"
+        b.env["COUNTER_SEEDS"] = a.sync_url
+        a.start()
+        b.start()
+        for round_number in range(3):
+            word = f"prompt{round_number}"
+            a.post(word)
+            started = time.monotonic()
+            wait_until(lambda w=word: b.counts([w]) == {w: 1}, 5, "the healthy seed to get the write")  # type: ignore[misc]
+            assert time.monotonic() - started < 5
+        assert b.stop() == 0
+        assert a.stop() == 0, a.log()
+    finally:
+        stop.set()
+        acceptor.join(5)
+        for connection in held:
+            connection.close()
+        silent.close()

@@ -1,10 +1,11 @@
 """runsync: replicate this node's store with every seed.
 
-Each round talks to every seed at once (one thread per seed, each request with
-a timeout): native peers exchange deltas (and repair through anti-entropy when
-needed or every COUNTER_ANTI_ENTROPY_INTERVAL), counter-app peers get
-counter-app's full-state push. Rounds run as soon as the node has a change
-(a long poll on the node) and at least every COUNTER_SYNC_INTERVAL seconds. A
+Every seed has its own thread and its own rounds, so a slow or dead seed
+holds up nobody else: native peers exchange deltas (and repair through
+anti-entropy when needed or every COUNTER_ANTI_ENTROPY_INTERVAL), counter-app
+peers get counter-app's full-state push. A watcher thread long-polls the node
+and wakes every seed's thread on each change; without changes a seed's round
+still runs every COUNTER_SYNC_INTERVAL seconds. Each request has a timeout. A
 seed that fails is retried with exponential backoff (at most 30 s apart) and
 logged when it goes down, once a minute while it stays down, and when it is back.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,7 +29,7 @@ from storage_app.core.store import StoreChunk
 from sync_app.auth import sync_token_header
 from sync_app.core.legacy_protocol import encode_legacy_sync
 from sync_app.core.replication import PeerSession
-from sync_app.core.transport import HttpPeer, InternalNode, PeerHttpError
+from sync_app.core.transport import HttpPeer, InternalNode, LocalNodeUnavailable, PeerHttpError
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ MAX_BACKOFF = 30.0
 STILL_DOWN_LOG_EVERY = 60.0
 NATIVE_PROBE_EVERY = 60.0
 MIN_ROUND_GAP = 0.01
+REPORT_EVERY = 0.5
 
 
 class PeerLink:
@@ -59,6 +62,14 @@ class PeerLink:
         now = time.monotonic()
         if now < self.next_attempt:
             return "waiting"
+        try:
+            return self._run(local, legacy_body, now)
+        except LocalNodeUnavailable as error:
+            # Our own node is starting or stopping: not the seed's fault, nothing to count against it.
+            logger.debug("round with %s skipped: %s", self.http.url, error)
+            return "node unavailable"
+
+    def _run(self, local: InternalNode, legacy_body: Any, now: float) -> str:
         status = self.status
         try:
             if status.mode == "legacy" and now < self.next_native_probe:
@@ -135,49 +146,108 @@ class Command(LoopCommand):
         # counter-app panics when it increments a key whose slot list is shorter than
         # its id, so every row we push to it covers every node of the cluster.
         self.min_width = max(config.node_id, len(config.seeds)) + 1
-        self.seen_sequence = -1
-        self.last_round = 0.0
+        self.changed = threading.Condition()
+        self.generation = 0
+        self.report_lock = threading.Lock()
+        self.last_report = 0.0
 
     def legacy_body_maker(self) -> Any:
-        """A function giving this round's counter-app body, built at most once per round."""
+        """A function giving a current counter-app body, built at most once per round."""
         cache: list[bytes] = []
 
         def make() -> bytes:
             if not cache:
-                state = self.node.fetch_state()
+                try:
+                    state = self.node.fetch_state()
+                except (NodeUnreachable, RuntimeError) as error:
+                    raise LocalNodeUnavailable(str(error)) from None
                 cache.append(encode_legacy_sync([StoreChunk(state.keys, state.slots)], self.min_width))
             return cache[0]
 
         return make
 
     def run_once(self) -> str:
+        """One round with every seed at once (``--once``, and the shape of every round)."""
         if not self.links:
             return "no seeds configured"
         try:
-            self.seen_sequence = self.local.hello().sequence
-        except requests.RequestException as error:
-            raise NodeUnreachable(f"node at {self.local.base_url} is not answering: {error}") from None
+            self.local.hello()
+        except LocalNodeUnavailable as error:
+            raise NodeUnreachable(str(error)) from None
         legacy_body = self.legacy_body_maker()
         outcomes = list(self.pool.map(lambda link: link.run(self.local, legacy_body), self.links))
-        self.last_round = time.monotonic()
-        with contextlib.suppress(requests.RequestException):
-            self.local.report_peers(
-                {"reported_at": time.time(), "peers": [link.status.as_dict() for link in self.links]}
-            )
+        self.report(force=True)
         return ", ".join(f"{link.http.url}: {outcome}" for link, outcome in zip(self.links, outcomes, strict=True))
 
-    def wait_between_steps(self, interval: float) -> None:
-        """Until the node has a change (long poll), or ``interval`` seconds at most."""
-        gap = MIN_ROUND_GAP - (time.monotonic() - self.last_round)
-        if gap > 0:
-            self.stopping.wait(gap)
-        if self.stopping.is_set() or not self.links:
-            self.stopping.wait(interval)
+    def report(self, force: bool = False) -> None:
+        """Tell the node how each seed is doing (for GET /cluster), at most every REPORT_EVERY seconds."""
+        with self.report_lock:
+            now = time.monotonic()
+            if not force and now - self.last_report < REPORT_EVERY:
+                return
+            self.last_report = now
+            report = {"reported_at": time.time(), "peers": [link.status.as_dict() for link in self.links]}
+        with contextlib.suppress(LocalNodeUnavailable):
+            self.local.report_peers(report)
+
+    def loop(self, interval: float) -> None:
+        """Until stopped: a watcher thread for changes, one thread per seed; then a final round each."""
+        if not self.links:
+            super().loop(interval)
             return
-        try:
-            self.local.wait_for_change(self.seen_sequence, interval)
-        except requests.RequestException:
-            self.stopping.wait(interval)
+        threads = [threading.Thread(target=self.watch_changes, args=(interval,), name="watch", daemon=True)]
+        threads += [
+            threading.Thread(target=self.peer_loop, args=(link, interval), name=f"seed-{index}", daemon=True)
+            for index, link in enumerate(self.links)
+        ]
+        for thread in threads:
+            thread.start()
+        self.stopping.wait()
+        with self.changed:
+            self.changed.notify_all()
+        # Final rounds get a bounded time: a seed that does not answer must not hold up the node's shutdown.
+        deadline = time.monotonic() + min(2 * settings.COUNTER.sync_timeout, 10.0)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.report(force=True)
+        unfinished = [thread.name for thread in threads[1:] if thread.is_alive()]
+        if unfinished:
+            logger.warning("final sync round unfinished with %d of %d seeds", len(unfinished), len(self.links))
+        else:
+            logger.info("final sync round done with %d seeds", len(self.links))
+
+    def watch_changes(self, interval: float) -> None:
+        """Long-poll the node; wake the seeds' threads whenever its change sequence moves."""
+        seen = -1
+        while not self.stopping.is_set():
+            try:
+                sequence = self.local.wait_for_change(seen, interval)
+            except LocalNodeUnavailable:
+                self.stopping.wait(interval)
+                continue
+            if sequence != seen:
+                seen = sequence
+                with self.changed:
+                    self.generation += 1
+                    self.changed.notify_all()
+
+    def peer_loop(self, link: PeerLink, interval: float) -> None:
+        """Rounds with one seed: on each change, at least every ``interval``, one last after the stop."""
+        while True:
+            final = self.stopping.is_set()
+            with self.changed:
+                generation = self.generation
+            link.run(self.local, self.legacy_body_maker())
+            self.report()
+            if final:
+                return
+            self.stopping.wait(MIN_ROUND_GAP)
+            self.wait_for_news(generation, interval)
+
+    def wait_for_news(self, generation: int, interval: float) -> None:
+        """Until the node changed since ``generation``, a stop, or ``interval`` seconds."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.generation != generation or self.stopping.is_set(), timeout=interval)
 
     def teardown(self) -> None:
         self.pool.shutdown(wait=True)
