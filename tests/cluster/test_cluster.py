@@ -74,7 +74,8 @@ def test_a_down_seed_is_logged_and_never_stops_the_node(make_node: Callable[...,
     absent.env["COUNTER_SEEDS"] = lonely.sync_url
     absent.start()
     wait_until(lambda: absent.counts(["serving"]) == {"serving": 1}, 20, "the late seed to receive the state")
-    assert "reachable again" in lonely.log()
+    # Retries back off exponentially (at most 30 s apart), so the return is noticed within that.
+    wait_until(lambda: "reachable again" in lonely.log(), 35, "the down seed's return to be logged")
     assert lonely.stop() == 0 and absent.stop() == 0
 
 
