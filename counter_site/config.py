@@ -44,10 +44,20 @@ class NodeConfig:
     sync_token: str
     sync_insecure: bool
     anti_entropy_interval: float
+    fsync: str
+    wal: bool
 
     @property
     def snapshot_path(self) -> Path:
         return self.data_dir / f"node-{self.node_id}.snapshot"
+
+    @property
+    def previous_snapshot_path(self) -> Path:
+        return self.data_dir / f"node-{self.node_id}.snapshot.prev"
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.data_dir / f"node-{self.node_id}.wal"
 
     @property
     def internal_token_path(self) -> Path:
@@ -196,4 +206,6 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         sync_token=sync_token,
         sync_insecure=sync_insecure,
         anti_entropy_interval=env_seconds(environ, "COUNTER_ANTI_ENTROPY_INTERVAL", 30.0),
+        fsync=env_choice(environ, "COUNTER_FSYNC", "interval", ("always", "interval")),
+        wal=env_bool(environ, "COUNTER_WAL", True),
     )

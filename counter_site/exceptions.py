@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from storage_app.core.errors import BadSyncPayload, CounterError, TooManySlots
+from storage_app.core.wal import LogWriteFailed
 from sync_app.core.protocol import ProtocolError, UnsupportedVersion
 from sync_app.core.replication import PeerRefused
 
@@ -42,6 +43,12 @@ class InvalidText(APIException):
     default_code = "invalid_utf8"
 
 
+class NotReadyYet(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The node is still loading its snapshot and log; retry in a moment (GET /readyz says when)."
+    default_code = "not_ready"
+
+
 class ServiceUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The node is shutting down and takes no more writes; retry on another node."
@@ -50,6 +57,13 @@ class ServiceUnavailable(APIException):
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus the core's errors, plus a ``code`` in every body."""
+    from storage_app.services import NotReady
+
+    if isinstance(exc, NotReady):
+        exc = NotReadyYet()
+    if isinstance(exc, LogWriteFailed):
+        logger.error("refused a write: %s", exc)
+        return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_507_INSUFFICIENT_STORAGE)
     if isinstance(exc, CounterError):
         if isinstance(exc, PeerRefused):
             logger.warning("refused a sync request: %s", exc)

@@ -11,8 +11,10 @@ class StorageConfig(AppConfig):
     def ready(self) -> None:
         # Only the serving process owns the store; management commands such as
         # runsync and dumpstate reach it over HTTP and must not load a copy.
-        # load_snapshot() is idempotent (merge by max), so running ready() twice is harmless.
+        # Loading (snapshot, then log replay) runs in one background thread, so
+        # that the worker answers /healthz and /readyz (503) while a large store
+        # loads; start_recovery() starts it at most once per process.
         if settings.COUNTER_SERVING:
             from storage_app import services
 
-            services.load_snapshot()
+            services.start_recovery()

@@ -8,6 +8,7 @@ parse input, call one function, and serialize its result.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,16 +16,20 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 
+from storage_app.core.errors import SnapshotCorrupt
 from storage_app.core.keywords import Keywords
 from storage_app.core.snapshot import (
+    Snapshot,
     WrittenSnapshot,
     encode_snapshot,
     read_snapshot_file,
     write_snapshot_file,
 )
-from storage_app.core.store import GCounterStore, KeyArray, MergeResult, SlotArray
+from storage_app.core.store import GCounterStore, KeyArray, MergeResult, SlotArray, StoreChunk
+from storage_app.core.wal import WriteAheadLog, read_log
 from sync_app.core.replication import Replica
 
 logger = logging.getLogger(__name__)
@@ -52,6 +57,10 @@ class WritesClosed(Exception):
     """The node is draining for shutdown and accepts no more client writes."""
 
 
+class NotReady(Exception):
+    """Recovery (snapshot load and log replay) has not finished yet."""
+
+
 class _NodeState:
     """The store plus the bookkeeping around it; one per process."""
 
@@ -65,6 +74,12 @@ class _NodeState:
         self.writes_cond = threading.Condition()
         # What runsync last reported of each peer, for GET /cluster.
         self.peer_report: dict[str, Any] = {}
+        self.ready = threading.Event()
+        self.recovery_started = False
+        self.wal: WriteAheadLog | None = None
+        # Lowest log position of the current and the previous snapshot: the log
+        # is kept from the previous one's on, so that either can be recovered from.
+        self.snapshot_lsns: list[int] = []
 
 
 _state_lock = threading.Lock()
@@ -98,42 +113,119 @@ def keywords() -> Keywords:
     return Keywords(settings.COUNTER_TOKENIZER)
 
 
-def load_snapshot() -> int:
-    """Load this node's snapshot file, if any, into the store; return the keys loaded.
+def _load_newest_good_snapshot() -> Snapshot | None:
+    """The current snapshot, or the previous one if the current is damaged; None if there is none."""
+    config = settings.COUNTER
+    try:
+        return read_snapshot_file(config.snapshot_path, config.node_id)
+    except SnapshotCorrupt as error:
+        previous = read_snapshot_file(config.previous_snapshot_path, config.node_id)
+        if previous is None:
+            raise
+        logger.error("%s; recovering from the previous snapshot %s", error, config.previous_snapshot_path)
+        return previous
 
-    Raises ``SnapshotCorrupt``/``SnapshotForeign`` (naming the file) instead of
-    loading part of a damaged file.
+
+def recover() -> None:
+    """Load the newest good snapshot, replay the write-ahead log after it, open the log.
+
+    Replay is exact: a snapshot chunk records the last log record its rows hold,
+    so each key gets the records after its own chunk's position, never one twice.
+    Raises ``SnapshotCorrupt``, ``SnapshotForeign`` or ``LogCorrupt`` (naming
+    the file and offset) instead of starting on damaged data.
     """
     config = settings.COUNTER
-    started = time.perf_counter()
-    snapshot = read_snapshot_file(config.snapshot_path, config.node_id)
-    if snapshot is None:
-        logger.info("no snapshot at %s: starting empty", config.snapshot_path)
-        return 0
     node = _node()
-    node.store.merge(snapshot.keys, snapshot.slots)
-    node.dumped_sequence = node.store.sequence
+    started = time.perf_counter()
+    snapshot = _load_newest_good_snapshot()
+    store = node.store
+    last_lsn = 0
+    if snapshot is not None:
+        store.merge(snapshot.keys, snapshot.slots)
+        last_lsn = int(snapshot.range_lsns.max()) if len(snapshot.range_lsns) else 0
+        node.snapshot_lsns = [snapshot.log_position]
+    replayed = 0
+    if config.wal:
+        for record in read_log(config.wal_dir):
+            keys, amounts = record.keys, record.amounts
+            if snapshot is not None:
+                fresh = snapshot.lsn_of(keys) < np.uint64(record.lsn)
+                keys, amounts = keys[fresh], amounts[fresh]
+            store.increment_arrays(record.slot, keys, amounts, lsn=record.lsn)
+            last_lsn = max(last_lsn, record.lsn)
+            replayed += 1
+        node.wal = WriteAheadLog(config.wal_dir, next_lsn=last_lsn + 1, fsync=config.fsync)
+    store.increment_arrays(config.node_id, np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.uint64), last_lsn)
+    node.dumped_sequence = store.sequence if replayed == 0 else -1
+    node.ready.set()
     logger.info(
-        "loaded %d keys from %s in %.3f s", len(snapshot.keys), config.snapshot_path, time.perf_counter() - started
+        "recovered %d keys (%s) and %d log records in %.3f s",
+        len(store),
+        f"snapshot at log position {snapshot.log_position}" if snapshot is not None else "no snapshot",
+        replayed,
+        time.perf_counter() - started,
     )
-    return len(snapshot.keys)
+
+
+def start_recovery() -> None:
+    """Recover in a thread (the node answers /healthz meanwhile, and 503 elsewhere).
+
+    A node that cannot recover must not serve: the worker exits with gunicorn's
+    boot-error status, which stops gunicorn, which stops runnode.
+    """
+
+    node = _node()
+    with _state_lock:
+        if node.recovery_started:
+            return
+        node.recovery_started = True
+
+    def run() -> None:
+        try:
+            recover()
+        except Exception as error:  # noqa: BLE001 - any failure here must stop the node, loudly
+            logger.critical("cannot start: %s", error)
+            logging.shutdown()
+            os._exit(3)
+
+    threading.Thread(target=run, name="recovery", daemon=True).start()
+
+
+def is_ready() -> bool:
+    return _node().ready.is_set()
+
+
+def require_ready() -> None:
+    if not _node().ready.is_set():
+        raise NotReady
 
 
 def index_text(text: str) -> IndexResult:
     """Count every keyword of ``text`` in this node's own slot."""
     token_count, per_key = keywords().count(text)
     node = _node()
+    require_ready()
     with node.writes_cond:
         if not node.writes_open:
             raise WritesClosed
         node.writes_in_flight += 1
     try:
-        node.store.increment(settings.COUNTER_NODE_ID, per_key)
+        if node.wal is None:
+            node.store.increment(settings.COUNTER_NODE_ID, per_key)
+        elif per_key:
+            keys = np.fromiter(per_key.keys(), dtype=np.uint64, count=len(per_key))
+            amounts = np.fromiter(per_key.values(), dtype=np.uint64, count=len(per_key))
+            node.wal.append(settings.COUNTER_NODE_ID, keys, amounts, _apply_logged)
     finally:
         with node.writes_cond:
             node.writes_in_flight -= 1
             node.writes_cond.notify_all()
     return IndexResult(tokens=token_count, keywords=len(per_key))
+
+
+def _apply_logged(lsn: int, slot: int, keys: KeyArray, amounts: KeyArray) -> None:
+    """Apply a log record that is now written (called by the log, in LSN order)."""
+    _node().store.increment_arrays(slot, keys, amounts, lsn)
 
 
 def lookup(words: list[str]) -> list[tuple[str, int]]:
@@ -192,9 +284,16 @@ def close_writes(timeout: float = 10.0) -> None:
         node.writes_cond.wait_for(lambda: node.writes_in_flight == 0, timeout=timeout)
 
 
-def snapshot_stream() -> Iterator[bytes]:
-    """The store in snapshot format, streamed chunk by chunk."""
-    return encode_snapshot(get_store().export_chunks(), settings.COUNTER_NODE_ID)
+def snapshot_stream(positions: list[int] | None = None) -> Iterator[bytes]:
+    """The store in snapshot format, streamed chunk by chunk (each chunk's log position into ``positions``)."""
+
+    def chunks() -> Iterator[StoreChunk]:
+        for chunk in get_store().export_chunks():
+            if positions is not None:
+                positions.append(chunk.lsn)
+            yield chunk
+
+    return encode_snapshot(chunks(), settings.COUNTER_NODE_ID)
 
 
 def dump_snapshot(force: bool = False) -> DumpResult:
@@ -205,8 +304,16 @@ def dump_snapshot(force: bool = False) -> DumpResult:
         if not force and sequence == node.dumped_sequence:
             return DumpResult(written=False, keys=len(node.store), size_bytes=0, seconds=0.0)
         started = time.perf_counter()
-        written: WrittenSnapshot = write_snapshot_file(settings.COUNTER.snapshot_path, snapshot_stream())
+        config = settings.COUNTER
+        positions: list[int] = []
+        written: WrittenSnapshot = write_snapshot_file(
+            config.snapshot_path, snapshot_stream(positions), keep_previous=config.previous_snapshot_path
+        )
         node.dumped_sequence = sequence
+        # Keep the log from the older of the two snapshots on, so either can be recovered from.
+        node.snapshot_lsns = [*node.snapshot_lsns[-1:], min(positions, default=0)]
+        if node.wal is not None:
+            node.wal.remove_segments_before(min(node.snapshot_lsns) + 1)
     seconds = time.perf_counter() - started
     logger.debug("dumped %d keys (%d bytes) in %.3f s", written.keys, written.size_bytes, seconds)
     return DumpResult(written=True, keys=written.keys, size_bytes=written.size_bytes, seconds=seconds)

@@ -42,6 +42,7 @@ class KeywordsView(APIView):
         examples=[OpenApiExample("Two keywords", value=[{"key": "fox", "count": 3}, {"key": "cat", "count": 0}])],
     )
     def get(self, request: Request) -> Response:
+        services.require_ready()
         return Response(_occurrences(services.lookup(request.query_params.getlist("keywords"))))
 
     @extend_schema(
@@ -56,7 +57,12 @@ class KeywordsView(APIView):
             200: IndexResultSerializer,
             400: OpenApiResponse(ErrorSerializer, description="The body is not valid UTF-8; nothing was counted."),
             413: OpenApiResponse(ErrorSerializer, description="The body is too large; nothing was counted."),
-            503: OpenApiResponse(ErrorSerializer, description="The node is shutting down; nothing was counted."),
+            503: OpenApiResponse(
+                ErrorSerializer, description="The node is starting or shutting down; nothing was counted."
+            ),
+            507: OpenApiResponse(
+                ErrorSerializer, description="The write-ahead log could not be written; nothing was counted."
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -83,6 +89,7 @@ class KeywordDetailView(APIView):
         responses={200: OccurrenceSerializer},
     )
     def get(self, request: Request, keyword: str) -> Response:
+        services.require_ready()
         return Response(_occurrences(services.lookup([keyword]))[0])
 
 

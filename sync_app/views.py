@@ -39,6 +39,7 @@ class LegacySyncView(SyncView):
         responses={200: MergeResultSerializer, 400: OpenApiResponse(ErrorSerializer), 413: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request) -> Response:
+        services.require_ready()
         body = read_body(request, settings.COUNTER_MAX_SYNC_BODY_BYTES, "COUNTER_MAX_SYNC_BODY_BYTES")
         keys, slots = decode_legacy_sync(body, services.get_store().max_slots)
         result = services.merge_rows(keys, slots)
@@ -67,6 +68,7 @@ class NativeSyncView(SyncView):
         },
     )
     def post(self, request: Request) -> HttpResponse:
+        services.require_ready()
         body = read_body(request, settings.COUNTER_MAX_SYNC_BODY_BYTES, "COUNTER_MAX_SYNC_BODY_BYTES")
         answer = services.replica().handle(decode(body))
         return HttpResponse(encode(answer), content_type=CONTENT_TYPE)

@@ -25,11 +25,12 @@ class PortClient(APIClient):
 
 
 @pytest.fixture(autouse=True)
-def fresh_node(settings: Any, tmp_path: Path) -> Iterator[None]:
-    """Every test starts from an empty store whose data directory is its own."""
-    settings.COUNTER = dataclasses.replace(settings.COUNTER, data_dir=tmp_path / "data")
+def fresh_node(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test starts from an empty, recovered store whose data directory is its own."""
+    settings.COUNTER = dataclasses.replace(settings.COUNTER, data_dir=tmp_path_factory.mktemp("node-data"))
     services.reset_state()
     services.keywords.cache_clear()
+    services.recover()
     yield
     services.reset_state()
     services.keywords.cache_clear()

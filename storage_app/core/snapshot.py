@@ -2,14 +2,19 @@
 
 Layout (all integers little-endian; the full description is docs/snapshot-format.md):
 
-    header   32 bytes  magic b"CNTRSNAP", u16 version (1), u16 header length (32),
-                       u32 node id, u64 log position, u32 flags (0), u32 CRC-32 of
-                       the 28 bytes before it
-    chunk    repeated  u32 rows (> 0), u32 width, rows x u64 keys (strictly
-                       ascending across the whole file), rows x width x u64 slot
-                       values, row after row
-    end      16 bytes  u32 0, u32 0, u64 total keys, u32 CRC-32 of every byte
-                       of the file before it
+    header   32 bytes  magic b"CNTRSNAP", u16 version (2), u16 header length (32),
+                       u32 node id, u64 log position (the lowest chunk LSN),
+                       u32 flags (0), u32 CRC-32 of the 28 bytes before it
+    chunk    repeated  u32 rows, u32 width, u64 LSN, u64 last key of the chunk's
+                       key range, rows x u64 keys (strictly ascending, inside the
+                       range), rows x width x u64 slot values, row after row
+    end      16 bytes  u32 0xFFFFFFFF, u32 0, u64 total keys, u32 CRC-32 of every
+                       byte of the file before it
+
+The chunks' key ranges are contiguous and cover every key from 0 to 2**64 - 1.
+A chunk's LSN is the last write-ahead log record whose increments its rows
+hold (for every key of its range), so recovery replays, key by key, exactly the
+records after it: no increment is lost or counted twice.
 
 The encoder is a generator of byte strings, so a snapshot is streamed to a file
 or over HTTP one chunk at a time. ``write_snapshot_file`` replaces the file
@@ -20,6 +25,7 @@ so a torn or foreign file is reported, never half-loaded.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import zlib
@@ -28,15 +34,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import SnapshotCorrupt, SnapshotForeign
 from .store import DEFAULT_MAX_SLOTS, KeyArray, SlotArray, StoreChunk
 
 MAGIC = b"CNTRSNAP"
-VERSION = 1
+VERSION = 2
 _HEADER = struct.Struct("<8sHHIQI")  # everything before the header checksum
 _HEADER_SIZE = _HEADER.size + 4
-_CHUNK = struct.Struct("<II")
+_CHUNK = struct.Struct("<IIQQ")
+_END_MARK = 0xFFFFFFFF
+_LAST_KEY = (1 << 64) - 1
 _END_TOTAL = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
 _LE_U64 = np.dtype("<u8")
@@ -44,12 +53,21 @@ _LE_U64 = np.dtype("<u8")
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A decoded snapshot: ascending keys and one slot row per key."""
+    """A decoded snapshot: ascending keys, one slot row per key, and the log position of each key range."""
 
     node_id: int
     log_position: int
     keys: KeyArray
     slots: SlotArray
+    range_last_keys: KeyArray  # inclusive end of each chunk's key range, ascending, the last is 2**64 - 1
+    range_lsns: npt.NDArray[np.uint64]  # the LSN each range's rows include
+
+    def lsn_of(self, keys: KeyArray) -> npt.NDArray[np.uint64]:
+        """For each key, the last log record its snapshot row already includes."""
+        if len(self.range_lsns) == 0:
+            return np.zeros(len(keys), dtype=np.uint64)
+        index = np.minimum(np.searchsorted(self.range_last_keys, keys, side="left"), len(self.range_lsns) - 1)
+        return self.range_lsns[index]
 
 
 @dataclass(frozen=True)
@@ -61,26 +79,32 @@ class WrittenSnapshot:
     size_bytes: int
 
 
-def encode_snapshot(chunks: Iterable[StoreChunk], node_id: int, log_position: int = 0) -> Iterator[bytes]:
-    """Yield the snapshot's bytes piece by piece; ``chunks`` must ascend by key."""
-    header = _HEADER.pack(MAGIC, VERSION, _HEADER_SIZE, node_id, log_position, 0)
+def encode_snapshot(chunks: Iterable[StoreChunk], node_id: int) -> Iterator[bytes]:
+    """Yield the snapshot's bytes piece by piece; ``chunks`` must cover the key space in order.
+
+    The header's log position is that of the first chunk; a reader takes the
+    lowest chunk LSN anyway, so the header is informational.
+    """
+    chunk_iterator = iter(chunks)
+    first = next(chunk_iterator, None)
+    lsn_hint = first.lsn if first is not None else 0
+    header = _HEADER.pack(MAGIC, VERSION, _HEADER_SIZE, node_id, lsn_hint, 0)
     header += _CRC.pack(zlib.crc32(header))
     crc = zlib.crc32(header)
     total = 0
     yield header
-    for chunk in chunks:
+    for chunk in itertools.chain([first] if first is not None else [], chunk_iterator):
         rows, width = len(chunk.keys), chunk.slots.shape[1]
-        if rows == 0:
-            continue
+        last = _LAST_KEY if chunk.high is None else chunk.high - 1
         for piece in (
-            _CHUNK.pack(rows, width),
+            _CHUNK.pack(rows, width, chunk.lsn, last),
             chunk.keys.astype(_LE_U64, copy=False).tobytes(),
             chunk.slots.astype(_LE_U64, copy=False).tobytes(),
         ):
             crc = zlib.crc32(piece, crc)
             yield piece
         total += rows
-    end = _CHUNK.pack(0, 0) + _END_TOTAL.pack(total)
+    end = _CRC.pack(_END_MARK) + _CRC.pack(0) + _END_TOTAL.pack(total)
     crc = zlib.crc32(end, crc)
     yield end + _CRC.pack(crc)
 
@@ -90,7 +114,7 @@ def decode_snapshot(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot
     view = memoryview(data)
     if len(view) < _HEADER_SIZE or bytes(view[:8]) != MAGIC:
         raise SnapshotForeign("not a Counter snapshot (bad magic number)")
-    _magic, version, header_size, node_id, log_position, _flags = _HEADER.unpack_from(view)
+    _magic, version, header_size, node_id, _log_position, _flags = _HEADER.unpack_from(view)
     if version != VERSION:
         raise SnapshotForeign(f"snapshot format version {version}; this build reads version {VERSION}")
     (header_crc,) = _CRC.unpack_from(view, _HEADER.size)
@@ -104,33 +128,44 @@ def decode_snapshot(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot
 
     key_parts: list[KeyArray] = []
     slot_parts: list[SlotArray] = []
+    range_last: list[int] = []
+    range_lsn: list[int] = []
     offset = _HEADER_SIZE
     body_end = len(view) - _END_TOTAL.size - _CRC.size
-    previous_last: int | None = None
+    range_first = 0
     while True:
-        if offset + _CHUNK.size > body_end:
+        if offset + 8 > body_end:
             raise SnapshotCorrupt(f"snapshot has no end marker (offset {offset})")
-        rows, width = _CHUNK.unpack_from(view, offset)
-        offset += _CHUNK.size
-        if rows == 0:
-            if width != 0:
-                raise SnapshotCorrupt(f"bad end marker at offset {offset - _CHUNK.size}")
+        (rows,) = _CRC.unpack_from(view, offset)
+        if rows == _END_MARK:
+            offset += 8
             break
+        if offset + _CHUNK.size > body_end:
+            raise SnapshotCorrupt(f"chunk header at offset {offset} runs past the end of the file")
+        rows, width, lsn, last = _CHUNK.unpack_from(view, offset)
+        chunk_offset = offset
+        offset += _CHUNK.size
         if width > max_slots:
-            raise SnapshotCorrupt(f"chunk at offset {offset - _CHUNK.size} has {width} slots (limit {max_slots})")
+            raise SnapshotCorrupt(f"chunk at offset {chunk_offset} has {width} slots (limit {max_slots})")
+        if range_first > _LAST_KEY or last < range_first:
+            raise SnapshotCorrupt(f"chunk at offset {chunk_offset} has a key range out of order")
         size = rows * 8 * (1 + width)
         if offset + size > body_end:
-            raise SnapshotCorrupt(f"chunk at offset {offset - _CHUNK.size} runs past the end of the file")
+            raise SnapshotCorrupt(f"chunk at offset {chunk_offset} runs past the end of the file")
         keys = np.frombuffer(view, dtype=_LE_U64, count=rows, offset=offset).astype(np.uint64)
         slots = np.frombuffer(view, dtype=_LE_U64, count=rows * width, offset=offset + rows * 8)
         offset += size
-        if rows > 1 and not bool((keys[1:] > keys[:-1]).all()):
-            raise SnapshotCorrupt("snapshot keys are not in ascending order")
-        if previous_last is not None and int(keys[0]) <= previous_last:
-            raise SnapshotCorrupt("snapshot keys are not in ascending order")
-        previous_last = int(keys[-1])
+        if rows and (
+            int(keys[0]) < range_first or int(keys[-1]) > last or (rows > 1 and not bool((keys[1:] > keys[:-1]).all()))
+        ):
+            raise SnapshotCorrupt(f"chunk at offset {chunk_offset}: keys out of order or outside its range")
         key_parts.append(keys)
         slot_parts.append(slots.astype(np.uint64).reshape(rows, width))
+        range_last.append(last)
+        range_lsn.append(lsn)
+        range_first = last + 1
+    if range_first != _LAST_KEY + 1:
+        raise SnapshotCorrupt("snapshot chunks do not cover every key")
     if offset != body_end:
         raise SnapshotCorrupt(f"unexpected bytes after the end marker (offset {offset})")
     (total,) = _END_TOTAL.unpack_from(view, offset)
@@ -143,7 +178,15 @@ def decode_snapshot(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot
     for part in slot_parts:
         slots_all[row : row + len(part), : part.shape[1]] = part
         row += len(part)
-    return Snapshot(node_id=node_id, log_position=log_position, keys=keys_all, slots=slots_all)
+    lsns = np.array(range_lsn, dtype=np.uint64)
+    return Snapshot(
+        node_id=node_id,
+        log_position=int(lsns.min()) if len(lsns) else 0,
+        keys=keys_all,
+        slots=slots_all,
+        range_last_keys=np.array(range_last, dtype=np.uint64),
+        range_lsns=lsns,
+    )
 
 
 def read_snapshot_file(path: Path, expected_node_id: int, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot | None:
@@ -163,8 +206,12 @@ def read_snapshot_file(path: Path, expected_node_id: int, max_slots: int = DEFAU
     return snapshot
 
 
-def write_snapshot_file(path: Path, pieces: Iterable[bytes]) -> WrittenSnapshot:
-    """Write ``pieces`` to ``path`` atomically and durably; return what was written."""
+def write_snapshot_file(path: Path, pieces: Iterable[bytes], keep_previous: Path | None = None) -> WrittenSnapshot:
+    """Write ``pieces`` to ``path`` atomically and durably; return what was written.
+
+    With ``keep_previous``, the file being replaced stays there under that name
+    (a hard link made before the rename), so a good older snapshot always exists.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     size = 0
@@ -177,12 +224,17 @@ def write_snapshot_file(path: Path, pieces: Iterable[bytes]) -> WrittenSnapshot:
                 last_piece = piece
             handle.flush()
             os.fsync(handle.fileno())
+        if keep_previous is not None and path.exists():
+            linked = keep_previous.with_name(f".{keep_previous.name}.{os.getpid()}.tmp")
+            linked.unlink(missing_ok=True)
+            os.link(path, linked)
+            os.replace(linked, keep_previous)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
-    # The encoder's last piece is the end record: ... u64 total keys, u32 CRC.
+    # The encoder's last piece is the end record: u32 mark, u32 0, u64 total keys, u32 CRC.
     (keys,) = _END_TOTAL.unpack_from(last_piece, len(last_piece) - _END_TOTAL.size - _CRC.size)
     return WrittenSnapshot(path=path, keys=int(keys), size_bytes=size)
 

@@ -59,10 +59,17 @@ _BUCKET_SALT = np.uint64(0x9E3779B97F4A7C15)
 
 @dataclass(frozen=True)
 class StoreChunk:
-    """A run of keys in ascending order with their slot rows (``slots.shape == (len(keys), width)``)."""
+    """A run of keys in ascending order with their slot rows (``slots.shape == (len(keys), width)``).
+
+    ``lsn`` is the last write-ahead log record applied when the chunk was copied:
+    for every key of the chunk's key range the rows hold exactly the logged
+    increments up to it. ``high`` is the range's exclusive end (None: 2**64).
+    """
 
     keys: KeyArray
     slots: SlotArray
+    lsn: int = 0
+    high: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,7 @@ class GCounterStore:
         self._journal_keys = 0
         self._journal_floor = 0  # the oldest cursor changes_since can still serve
         self._digest_cache: tuple[int, int, npt.NDArray[np.uint64]] | None = None
+        self._applied_lsn = 0  # the last write-ahead log record whose increments are in the store
 
     # --- public interface ---------------------------------------------------------------
 
@@ -129,10 +137,23 @@ class GCounterStore:
         """Add ``amounts[key]`` to ``slot`` of each key; keys are distinct by construction."""
         if not amounts:
             return
-        self._check_slot(slot + 1)
         keys = np.fromiter(amounts.keys(), dtype=np.uint64, count=len(amounts))
         values = np.fromiter(amounts.values(), dtype=np.uint64, count=len(amounts))
+        self.increment_arrays(slot, keys, values)
+
+    @property
+    def applied_lsn(self) -> int:
         with self._lock:
+            return self._applied_lsn
+
+    def increment_arrays(self, slot: int, keys: KeyArray, values: KeyArray, lsn: int | None = None) -> None:
+        """``increment`` for distinct ``keys`` and their ``values``; ``lsn`` marks the log record applied."""
+        self._check_slot(slot + 1)
+        with self._lock:
+            if lsn is not None:
+                self._applied_lsn = max(self._applied_lsn, lsn)
+            if len(keys) == 0:
+                return
             self._ensure_width(slot + 1)
             rows, found = self._locate(keys)
             if found.any():
@@ -310,10 +331,10 @@ class GCounterStore:
                 extra = sorted(key for key in self._pending if key >= low and (high is None or key < high))
                 extra_rows = [self._pending[key] for key in extra]
                 width = self._slots.shape[1]
+                lsn = self._applied_lsn
             if extra:
                 keys, slots = _merge_sorted(keys, slots, extra, extra_rows, width)
-            if len(keys):
-                yield StoreChunk(keys, slots)
+            yield StoreChunk(keys, slots, lsn=lsn, high=high)
             low = high
 
     def memory_bytes(self) -> int:

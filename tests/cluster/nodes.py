@@ -96,7 +96,7 @@ class Node:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(f"node {self.node_id} exited with {self.process.returncode}:\n{self.log()}")
-            return requests.get(self.public_url + "/healthz", timeout=2).status_code == 200
+            return requests.get(self.public_url + "/readyz", timeout=2).status_code == 200
 
         wait_until(serving, timeout, f"node {self.node_id} to serve")
 

@@ -50,8 +50,8 @@ def test_decode_of_encode_is_the_same_state(rows: dict[int, list[int]], node_id:
 
 def test_a_snapshot_takes_32_bytes_per_key_at_three_slots() -> None:
     store = store_with({key: [1, 2, 3] for key in range(1000)})
-    # header, one chunk header, the rows, the end record (u32 0, u32 0, u64 count, u32 CRC)
-    assert len(snapshot_bytes(store, chunk_rows=65536)) == 32 + 8 + 1000 * 32 + 20
+    # header, one chunk header (rows, width, LSN, range end), the rows, the end record
+    assert len(snapshot_bytes(store, chunk_rows=65536)) == 32 + 24 + 1000 * 32 + 20
 
 
 @given(st.binary(max_size=200))
@@ -74,8 +74,8 @@ def test_every_truncation_and_every_flipped_byte_is_detected() -> None:
 
 def test_another_format_version_is_foreign() -> None:
     data = bytearray(snapshot_bytes(store_with({1: [1]})))
-    data[8] = 2
-    with pytest.raises(SnapshotForeign, match="version 2"):
+    data[8] = 3
+    with pytest.raises(SnapshotForeign, match="version 3"):
         decode_snapshot(bytes(data))
 
 

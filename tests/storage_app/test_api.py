@@ -124,7 +124,7 @@ def test_openapi_document_describes_the_public_operations(public_client: PortCli
     schema = response.json()
     assert set(schema["paths"]) == {"/cluster", "/keywords", "/keywords/{keyword}"}
     post = schema["paths"]["/keywords"]["post"]
-    assert set(post["responses"]) == {"200", "400", "413", "503"}
+    assert set(post["responses"]) == {"200", "400", "413", "503", "507"}
     assert "text/plain" in post["requestBody"]["content"]
     get = schema["paths"]["/keywords"]["get"]
     assert get["parameters"][0]["name"] == "keywords"

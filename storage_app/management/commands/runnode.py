@@ -157,8 +157,8 @@ class Command(BaseCommand):
         return self.spawn([sys.executable, str(PROJECT_DIR / "manage.py"), name], hold_stop_signals=True)
 
     def wait_until_serving(self) -> bool:
-        """Wait until the worker answers /healthz (its snapshot is loaded); False if gunicorn died first."""
-        url = self.config.public_base_url + "/healthz"
+        """Wait until the worker answers /readyz (state recovered); False if gunicorn died first."""
+        url = self.config.public_base_url + "/readyz"
         while not self.stopping.is_set():
             if self.gunicorn.poll() is not None:
                 logger.error("gunicorn exited with status %s during start-up", self.gunicorn.returncode)

@@ -1,0 +1,317 @@
+"""The write-ahead log: every accepted increment batch is on disk before it counts.
+
+Records are numbered by a log sequence number (LSN) and stored in segment
+files ``<lsn of first record, 20 digits>.wal`` in one directory:
+
+    segment header  8 bytes magic b"CNTRWAL1", u64 LSN of its first record
+    record          u32 payload length, u32 CRC-32 of the payload, payload:
+                    u64 LSN, u32 slot, u32 count, count x u64 keys, count x u64 amounts
+
+Group commit: callers queue their record; whichever caller finds no flush in
+progress writes every queued record with one write (and, with
+``fsync="always"``, one fsync), then applies them to the store in LSN order,
+then wakes the others. A record is applied only after it was written, so a
+failed write applies nothing and every caller of that batch gets the error.
+With ``fsync="interval"`` a background thread fsyncs at least once a second.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CounterError
+from .store import KeyArray
+
+logger = logging.getLogger(__name__)
+
+SEGMENT_MAGIC = b"CNTRWAL1"
+_SEGMENT_HEADER = struct.Struct("<8sQ")
+_FRAME = struct.Struct("<II")
+_RECORD_HEAD = struct.Struct("<QII")
+_SEGMENT_NAME = re.compile(r"^(\d{20})\.wal$")
+_LE_U64 = np.dtype("<u8")
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+MAX_RECORD_KEYS = 1 << 24
+
+
+class LogCorrupt(CounterError):
+    """A damaged record in the middle of the log: the node must not start on it."""
+
+    code = "log_corrupt"
+
+
+class LogWriteFailed(CounterError):
+    """The log could not be written (disk full, I/O error): nothing of the batch was counted."""
+
+    code = "log_write_failed"
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    lsn: int
+    slot: int
+    keys: KeyArray
+    amounts: KeyArray
+
+
+def encode_record(lsn: int, slot: int, keys: KeyArray, amounts: KeyArray) -> bytes:
+    payload = (
+        _RECORD_HEAD.pack(lsn, slot, len(keys))
+        + keys.astype(_LE_U64, copy=False).tobytes()
+        + amounts.astype(_LE_U64, copy=False).tobytes()
+    )
+    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def _segment_path(directory: Path, first_lsn: int) -> Path:
+    return directory / f"{first_lsn:020d}.wal"
+
+
+def list_segments(directory: Path) -> list[tuple[int, Path]]:
+    """(first LSN, path) of every segment, oldest first."""
+    if not directory.exists():
+        return []
+    found = []
+    for entry in directory.iterdir():
+        match = _SEGMENT_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+def read_log(directory: Path, repair_torn_tail: bool = True) -> Iterator[LogRecord]:
+    """Every record of every segment in order. A torn last record is cut off (and
+    logged); a damaged record with more log after it raises ``LogCorrupt``."""
+    segments = list_segments(directory)
+    for index, (first_lsn, path) in enumerate(segments):
+        data = path.read_bytes()
+        is_last = index == len(segments) - 1
+        if len(data) < _SEGMENT_HEADER.size or data[:8] != SEGMENT_MAGIC:
+            if is_last and len(data) < _SEGMENT_HEADER.size:
+                _cut(path, 0, "segment header", repair_torn_tail)
+                return
+            raise LogCorrupt(f"{path}: not a Counter log segment (offset 0)")
+        offset = _SEGMENT_HEADER.size
+        expected_lsn = first_lsn
+        while offset < len(data):
+            problem = _check_frame(data, offset)
+            if problem is not None:
+                length = _FRAME.unpack_from(data, offset)[0] if offset + _FRAME.size <= len(data) else 0
+                record_end = offset + _FRAME.size + length
+                if is_last and (record_end >= len(data) or not any(data[record_end:])):
+                    _cut(path, offset, problem, repair_torn_tail)
+                    return
+                raise LogCorrupt(f"{path}: {problem} at offset {offset}; the log after it cannot be trusted")
+            length = _FRAME.unpack_from(data, offset)[0]
+            payload = memoryview(data)[offset + _FRAME.size : offset + _FRAME.size + length]
+            lsn, slot, count = _RECORD_HEAD.unpack_from(payload)
+            if lsn != expected_lsn or len(payload) != _RECORD_HEAD.size + 16 * count:
+                raise LogCorrupt(f"{path}: record at offset {offset} is out of sequence (LSN {lsn})")
+            keys = np.frombuffer(payload, dtype=_LE_U64, count=count, offset=_RECORD_HEAD.size).astype(np.uint64)
+            amounts = np.frombuffer(payload, dtype=_LE_U64, count=count, offset=_RECORD_HEAD.size + 8 * count)
+            yield LogRecord(lsn, slot, keys, amounts.astype(np.uint64))
+            expected_lsn += 1
+            offset += _FRAME.size + length
+
+
+def _check_frame(data: bytes, offset: int) -> str | None:
+    if offset + _FRAME.size > len(data):
+        return "truncated record header"
+    length, crc = _FRAME.unpack_from(data, offset)
+    if length < _RECORD_HEAD.size or length > _RECORD_HEAD.size + 16 * MAX_RECORD_KEYS:
+        return f"impossible record length {length}"
+    if offset + _FRAME.size + length > len(data):
+        return "truncated record"
+    if zlib.crc32(memoryview(data)[offset + _FRAME.size : offset + _FRAME.size + length]) != crc:
+        return "record checksum mismatch"
+    return None
+
+
+def _cut(path: Path, offset: int, problem: str, repair: bool) -> None:
+    logger.warning("%s: %s at offset %d: a crash cut the last record short; cutting it off", path, problem, offset)
+    if repair:
+        with open(path, "r+b") as handle:
+            handle.truncate(offset)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+class WriteAheadLog:
+    """Appends records with group commit; see the module docstring."""
+
+    def __init__(
+        self,
+        directory: Path,
+        next_lsn: int,
+        fsync: str = "interval",
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+    ) -> None:
+        if fsync not in ("always", "interval"):
+            raise ValueError(f"fsync must be always or interval, not {fsync!r}")
+        self.directory = directory
+        self.fsync_mode = fsync
+        self.segment_bytes = segment_bytes
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self._queue: list[tuple[int, int, KeyArray, KeyArray]] = []
+        self._next_lsn = next_lsn
+        self._finished_lsn = next_lsn - 1  # every record up to here is written and applied (or failed)
+        self._failed: dict[int, BaseException] = {}
+        self._flushing = False
+        self._handle = self._open_segment(next_lsn)
+        self._unsynced = False
+        self._syncer: threading.Thread | None = None
+        self._closed = False
+
+    def _open_segment(self, first_lsn: int):  # type: ignore[no-untyped-def]
+        segments = list_segments(self.directory)
+        if segments and segments[-1][1].stat().st_size < self.segment_bytes:
+            # Keep appending to the newest segment (its records end just before first_lsn).
+            return open(segments[-1][1], "ab")
+        path = _segment_path(self.directory, first_lsn)
+        handle = open(path, "ab")  # noqa: SIM115 - the log keeps its segment open
+        handle.write(_SEGMENT_HEADER.pack(SEGMENT_MAGIC, first_lsn))
+        handle.flush()
+        os.fsync(handle.fileno())
+        _fsync_directory(self.directory)
+        return handle
+
+    @property
+    def next_lsn(self) -> int:
+        with self._lock:
+            return self._next_lsn
+
+    def append(
+        self, slot: int, keys: KeyArray, amounts: KeyArray, apply: Callable[[int, int, KeyArray, KeyArray], None]
+    ) -> int:
+        """Log one increment batch, then ``apply(lsn, slot, keys, amounts)`` it; return its LSN.
+
+        Returns only once the record is written (fsynced too with fsync=always) and
+        applied. Raises ``LogWriteFailed`` if it could not be written: then it was
+        not applied either.
+        """
+        with self._lock:
+            lsn = self._next_lsn
+            self._next_lsn += 1
+            self._queue.append((lsn, slot, keys, amounts))
+            while self._finished_lsn < lsn:
+                if self._flushing:
+                    self._done.wait()
+                    continue
+                self._flushing = True
+                batch, self._queue = self._queue, []
+                self._lock.release()
+                try:
+                    error = self._write_and_apply(batch, apply)
+                finally:
+                    self._lock.acquire()
+                    self._flushing = False
+                if error is not None:
+                    for record in batch:
+                        self._failed[record[0]] = error
+                self._finished_lsn = batch[-1][0]
+                self._done.notify_all()
+            error = self._failed.pop(lsn, None)
+        if error is not None:
+            raise LogWriteFailed(f"could not write the log ({error}); nothing of this request was counted") from error
+        return lsn
+
+    def _write_and_apply(
+        self, batch: list[tuple[int, int, KeyArray, KeyArray]], apply: Callable[[int, int, KeyArray, KeyArray], None]
+    ) -> BaseException | None:
+        try:
+            data = b"".join(encode_record(*record) for record in batch)
+            position = self._handle.tell()
+            try:
+                self._handle.write(data)
+                self._handle.flush()
+                if self.fsync_mode == "always":
+                    os.fsync(self._handle.fileno())
+                else:
+                    self._unsynced = True
+                    self._ensure_syncer()
+            except OSError:
+                # Leave no partial record behind: the next batch must start on a record boundary.
+                self._handle.seek(position)
+                self._handle.truncate(position)
+                raise
+        except OSError as error:
+            logger.error("write-ahead log write failed: %s", error)
+            return error
+        for record in batch:
+            apply(*record)
+        if self._handle.tell() >= self.segment_bytes:
+            self._roll(batch[-1][0] + 1)
+        return None
+
+    def _roll(self, first_lsn: int) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        path = _segment_path(self.directory, first_lsn)
+        self._handle = open(path, "ab")  # noqa: SIM115 - the log keeps its segment open
+        self._handle.write(_SEGMENT_HEADER.pack(SEGMENT_MAGIC, first_lsn))
+        self._handle.flush()
+        _fsync_directory(self.directory)
+
+    def _ensure_syncer(self) -> None:
+        if self._syncer is None:
+            self._syncer = threading.Thread(target=self._sync_every_second, name="wal-fsync", daemon=True)
+            self._syncer.start()
+
+    def _sync_every_second(self) -> None:
+        while not self._closed:
+            time.sleep(0.5)
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync what was written (a no-op when nothing is pending)."""
+        with self._lock:
+            if not self._unsynced or self._flushing:
+                return
+            self._unsynced = False
+            handle = self._handle
+        try:
+            os.fsync(handle.fileno())
+        except (OSError, ValueError) as error:
+            logger.error("write-ahead log fsync failed: %s", error)
+
+    def remove_segments_before(self, lsn: int) -> int:
+        """Delete segments whose records all have LSNs below ``lsn``; return how many."""
+        segments = list_segments(self.directory)
+        removed = 0
+        for (_first, path), (next_first, _next_path) in itertools.pairwise(segments):
+            if next_first <= lsn:
+                path.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            _fsync_directory(self.directory)
+        return removed
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
