@@ -137,6 +137,10 @@ def recover() -> None:
     config = settings.COUNTER
     node = _node()
     started = time.perf_counter()
+    for stale in config.data_dir.glob(f".node-{config.node_id}.snapshot*.tmp"):
+        # A snapshot whose writer was killed before its rename: never part of the state.
+        logger.info("removing %s, left by an interrupted snapshot write", stale)
+        stale.unlink(missing_ok=True)
     snapshot = _load_newest_good_snapshot()
     store = node.store
     last_lsn = 0

@@ -104,7 +104,8 @@ def read_log(directory: Path, repair_torn_tail: bool = True) -> Iterator[LogReco
                 return
             raise LogCorrupt(f"{path}: not a Counter log segment (offset 0)")
         offset = _SEGMENT_HEADER.size
-        expected_lsn = first_lsn
+        # LSNs strictly increase; a batch whose write failed leaves a gap.
+        previous_lsn = first_lsn - 1
         while offset < len(data):
             problem = _check_frame(data, offset)
             if problem is not None:
@@ -117,12 +118,12 @@ def read_log(directory: Path, repair_torn_tail: bool = True) -> Iterator[LogReco
             length = _FRAME.unpack_from(data, offset)[0]
             payload = memoryview(data)[offset + _FRAME.size : offset + _FRAME.size + length]
             lsn, slot, count = _RECORD_HEAD.unpack_from(payload)
-            if lsn != expected_lsn or len(payload) != _RECORD_HEAD.size + 16 * count:
+            if lsn <= previous_lsn or len(payload) != _RECORD_HEAD.size + 16 * count:
                 raise LogCorrupt(f"{path}: record at offset {offset} is out of sequence (LSN {lsn})")
             keys = np.frombuffer(payload, dtype=_LE_U64, count=count, offset=_RECORD_HEAD.size).astype(np.uint64)
             amounts = np.frombuffer(payload, dtype=_LE_U64, count=count, offset=_RECORD_HEAD.size + 8 * count)
             yield LogRecord(lsn, slot, keys, amounts.astype(np.uint64))
-            expected_lsn += 1
+            previous_lsn = lsn
             offset += _FRAME.size + length
 
 
@@ -273,6 +274,7 @@ class WriteAheadLog:
             self._syncer.start()
 
     def _sync_every_second(self) -> None:
+        # Twice a second, so that nothing written stays unsynced for more than a second.
         while not self._closed:
             time.sleep(0.5)
             self.sync()
@@ -280,7 +282,7 @@ class WriteAheadLog:
     def sync(self) -> None:
         """fsync what was written (a no-op when nothing is pending)."""
         with self._lock:
-            if not self._unsynced or self._flushing:
+            if self._closed or not self._unsynced or self._flushing:
                 return
             self._unsynced = False
             handle = self._handle

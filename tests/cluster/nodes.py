@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -158,3 +159,35 @@ def connect(nodes: list[Node]) -> None:
     """Make every node a seed of every other one (before they start)."""
     for node in nodes:
         node.env["COUNTER_SEEDS"] = ",".join(other.sync_url for other in nodes if other is not node)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, grandchildren, ...)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, stack = [], list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        found.append(child)
+        stack.extend(children.get(child, []))
+    return found
+
+
+def crash(node: Node) -> None:
+    """SIGKILL the node's supervisor and every process under it at once: no shutdown step runs."""
+    assert node.process is not None
+    victims = [node.process.pid, *descendants(node.process.pid)]
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    node.process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in victims[1:]):
+        time.sleep(0.01)

@@ -13,7 +13,7 @@ import pytest
 
 from storage_app.core.keywords import Keywords
 from storage_app.core.snapshot import read_snapshot_file
-from tests.cluster.nodes import Node, free_port, manage, wait_until
+from tests.cluster.nodes import Node, crash, free_port, manage, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("commands")]
 
@@ -183,3 +183,17 @@ def _children(node: Node) -> dict[str, int]:
         if parent == str(node.process.pid) and len(command) > 2:
             found[command[2].decode()] = int(entry.name)
     return found
+
+
+def test_a_damaged_log_record_stops_the_start_naming_file_and_offset(make_node: Callable[..., Node]) -> None:
+    node = make_node(0, env={"COUNTER_DUMP_INTERVAL": "3600"}).start()
+    for word in ("one", "two", "three"):
+        node.post(word)
+    crash(node)  # no final dump: the words live only in the log
+    segment = sorted((node.workdir / "data" / "node-0.wal").glob("*.wal"))[-1]
+    data = bytearray(segment.read_bytes())
+    data[30] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    result = manage("runnode", env=node.env, cwd=node.workdir, timeout=120)
+    assert result.returncode != 0
+    assert f"{segment.name}: record checksum mismatch at offset 16" in result.stderr

@@ -1,0 +1,127 @@
+"""Recovery through the service layer: snapshot plus log replay is exact, damage is detected."""
+
+from __future__ import annotations
+
+import errno
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from storage_app import services
+from storage_app.core.wal import LogCorrupt, list_segments
+from tests.conftest import PortClient
+
+
+def crash_and_recover() -> None:
+    """Drop the process's state without any shutdown step, then recover from disk."""
+    services.reset_state()
+    services.recover()
+
+
+def counts(words: list[str]) -> dict[str, int]:
+    return dict(services.lookup(words))
+
+
+def test_replay_after_snapshots_taken_during_writes_counts_nothing_twice() -> None:
+    words = [f"word{n}" for n in range(60)]
+    expected: Counter[str] = Counter()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(offset: int) -> None:
+        for round_number in range(150):
+            text = " ".join(words[(offset + round_number + k) % len(words)] for k in range(5))
+            services.index_text(text)
+            with lock:
+                expected.update(text.split())
+
+    def dumper() -> None:
+        while not stop.is_set():
+            services.dump_snapshot(force=True)
+
+    threads = [threading.Thread(target=writer, args=(index * 7,)) for index in range(4)]
+    dumping = threading.Thread(target=dumper)
+    dumping.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    dumping.join()
+    crash_and_recover()
+    assert counts(words) == {word: expected[word] for word in words}
+
+
+def test_a_damaged_snapshot_falls_back_to_the_previous_one_and_the_log(settings: Any) -> None:
+    services.index_text("alpha beta")
+    services.dump_snapshot(force=True)
+    services.index_text("alpha gamma")
+    services.dump_snapshot(force=True)
+    services.index_text("alpha")
+    current = settings.COUNTER.snapshot_path
+    assert settings.COUNTER.previous_snapshot_path.exists()
+    damaged = bytearray(current.read_bytes())
+    damaged[40] ^= 0xFF
+    current.write_bytes(bytes(damaged))
+    crash_and_recover()
+    assert counts(["alpha", "beta", "gamma"]) == {"alpha": 3, "beta": 1, "gamma": 1}
+
+
+def test_a_torn_log_tail_is_cut_off_and_the_rest_recovered(settings: Any) -> None:
+    services.index_text("one")
+    services.index_text("two")
+    _first, segment = list_segments(settings.COUNTER.wal_dir)[-1]
+    with open(segment, "r+b") as handle:
+        handle.truncate(segment.stat().st_size - 3)  # the last record, cut short by a crash
+    crash_and_recover()
+    assert counts(["one", "two"]) == {"one": 1, "two": 0}
+    services.index_text("two")
+    crash_and_recover()
+    assert counts(["one", "two"]) == {"one": 1, "two": 1}
+
+
+def test_a_damaged_record_in_the_middle_of_the_log_stops_recovery(settings: Any) -> None:
+    for word in ("one", "two", "three"):
+        services.index_text(word)
+    _first, segment = list_segments(settings.COUNTER.wal_dir)[-1]
+    data = bytearray(segment.read_bytes())
+    data[30] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    services.reset_state()
+    with pytest.raises(LogCorrupt, match=rf"{segment.name}: .* at offset 16"):
+        services.recover()
+
+
+def test_a_full_disk_refuses_the_write_with_507_and_counts_nothing(
+    public_client: PortClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert public_client.generic("POST", "/keywords", "before", "text/plain").status_code == 200
+    wal = services._node().wal
+    assert wal is not None
+    handle = wal._handle
+    real_write = handle.write
+
+    def disk_full(data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(handle, "write", disk_full)
+    refused = public_client.generic("POST", "/keywords", "during during", "text/plain")
+    assert refused.status_code == 507
+    assert refused.json()["code"] == "log_write_failed" and "nothing" in refused.json()["detail"]
+    assert counts(["during"]) == {"during": 0}
+    monkeypatch.setattr(handle, "write", real_write)
+    assert public_client.generic("POST", "/keywords", "after during", "text/plain").status_code == 200
+    crash_and_recover()
+    assert counts(["before", "during", "after"]) == {"before": 1, "during": 1, "after": 1}
+
+
+def test_readyz_is_503_until_recovery_is_done(public_client: PortClient) -> None:
+    services.reset_state()
+    assert public_client.get("/readyz").status_code == 503
+    assert public_client.get("/healthz").status_code == 200
+    assert public_client.get("/keywords?keywords=x").status_code == 503
+    assert public_client.generic("POST", "/keywords", "x", "text/plain").status_code == 503
+    services.recover()
+    assert public_client.get("/readyz").status_code == 200
