@@ -46,6 +46,7 @@ class NodeConfig:
     anti_entropy_interval: float
     fsync: str
     wal: bool
+    max_slots: int
 
     @property
     def snapshot_path(self) -> Path:
@@ -167,7 +168,12 @@ def env_seeds(environ: Mapping[str, str], name: str = "COUNTER_SEEDS") -> tuple[
 
 def load_config(environ: Mapping[str, str]) -> NodeConfig:
     """Read and check every COUNTER_* variable; raise ``ConfigError`` on the first bad one."""
+    # Every slot is a dense column (8 bytes per key), so a cluster states how many
+    # node ids it uses; a peer's slot past that is refused, not stored.
+    max_slots = env_int(environ, "COUNTER_MAX_NODES", 16, 1, DEFAULT_MAX_SLOTS)
     node_id = env_int(environ, "COUNTER_NODE_ID", 0, 0, DEFAULT_MAX_SLOTS - 1)
+    if node_id >= max_slots:
+        raise _fail("COUNTER_NODE_ID", str(node_id), f"must be below COUNTER_MAX_NODES={max_slots}")
     public_port = env_int(environ, "COUNTER_PUBLIC_PORT", 3000, 1, 65535)
     sync_port = env_int(environ, "COUNTER_SYNC_PORT", 3001, 1, 65535)
     if public_port == sync_port:
@@ -208,4 +214,5 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         anti_entropy_interval=env_seconds(environ, "COUNTER_ANTI_ENTROPY_INTERVAL", 30.0),
         fsync=env_choice(environ, "COUNTER_FSYNC", "interval", ("always", "interval")),
         wal=env_bool(environ, "COUNTER_WAL", True),
+        max_slots=max_slots,
     )

@@ -37,6 +37,12 @@ class PayloadTooLarge(APIException):
     default_code = "payload_too_large"
 
 
+class BodyIncomplete(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "The request body is incomplete; nothing was counted."
+    default_code = "incomplete_body"
+
+
 class InvalidText(APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_detail = "Request body is not valid UTF-8 text."

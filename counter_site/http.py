@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from rest_framework.request import Request
 
-from counter_site.exceptions import PayloadTooLarge
+from counter_site.exceptions import BodyIncomplete, PayloadTooLarge
 
 
 def read_body(request: Request | HttpRequest, limit: int, setting: str) -> bytes:
@@ -35,7 +35,17 @@ def read_body(request: Request | HttpRequest, limit: int, setting: str) -> bytes
             remaining -= len(part)
         body = b"".join(parts)
     else:
-        body = http_request.body
+        try:
+            body = http_request.body
+        except OSError:
+            raise BodyIncomplete("The request body stopped arriving; nothing was counted.") from None
+        if len(body) != declared:
+            # The client promised more than it sent (it disconnected): counting a
+            # cut-off text would count a fragment, and its retry twice.
+            raise BodyIncomplete(
+                f"The request body ended after {len(body)} of the {declared} bytes its Content-Length "
+                "announced; nothing was counted."
+            )
     if len(body) > limit:
         raise too_large
     return body

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+BODY_READ_TIMEOUT = 30.0
+
 
 class PortRoutingMiddleware:
     """Requests that arrived on COUNTER_SYNC_PORT see only the sync URLconf.
@@ -24,6 +26,11 @@ class PortRoutingMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.META.get("SERVER_PORT") == self.sync_port:
             request.urlconf = settings.SYNC_URLCONF
+        connection = request.META.get("gunicorn.socket")
+        if connection is not None:
+            # gunicorn's threads block on a body that stops arriving; a few slow
+            # clients could otherwise hold every thread of the node.
+            connection.settimeout(BODY_READ_TIMEOUT)
         return self.get_response(request)
 
 

@@ -15,6 +15,10 @@ class NodeUnreachable(Exception):
     """The node's sync port did not answer (not started yet, or stopped)."""
 
 
+class NodeNotRunning(NodeUnreachable):
+    """Nothing listens on the node's sync port: the node is not running."""
+
+
 class NodeClient:
     """Talks to the node configured by ``config`` over loopback."""
 
@@ -27,7 +31,11 @@ class NodeClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
             response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        except requests.ConnectTimeout:
+            raise NodeUnreachable(f"node at {self.base_url} did not accept a connection in time") from None
         except requests.ConnectionError as error:
+            if _refused(error):
+                raise NodeNotRunning(f"node at {self.base_url} is not running: {error}") from None
             raise NodeUnreachable(f"node at {self.base_url} is not answering: {error}") from None
         except requests.Timeout:
             raise NodeUnreachable(f"node at {self.base_url} did not answer within {self.timeout} s") from None
@@ -65,3 +73,14 @@ def node_client_from_settings(timeout: float = 30.0) -> NodeClient:
     from counter_site.internal_auth import current_internal_token
 
     return NodeClient(settings.COUNTER, current_internal_token(), timeout=timeout)
+
+
+def _refused(error: BaseException) -> bool:
+    """Was the connection refused (nothing listening), as opposed to cut or timed out?"""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    # requests wraps urllib3's error, which keeps the refusal only in its message.
+    return "Connection refused" in str(error)

@@ -65,7 +65,7 @@ class _NodeState:
     """The store plus the bookkeeping around it; one per process."""
 
     def __init__(self) -> None:
-        self.store = GCounterStore()
+        self.store = GCounterStore(max_slots=settings.COUNTER.max_slots)
         # The store's change sequence at the last dump, so a dump can be skipped when nothing changed.
         self.dumped_sequence = -1
         self.dump_lock = threading.Lock()
@@ -303,6 +303,10 @@ def snapshot_stream(positions: list[int] | None = None) -> Iterator[bytes]:
 def dump_snapshot(force: bool = False) -> DumpResult:
     """Write the snapshot file if anything changed since the last dump (or if ``force``)."""
     node = _node()
+    if not node.ready.is_set():
+        # Before recovery finished (or after it failed) the store is not the node's state:
+        # writing it would put an empty or partial snapshot over a good one.
+        return DumpResult(written=False, keys=0, size_bytes=0, seconds=0.0)
     with node.dump_lock:
         sequence = node.store.sequence
         if not force and sequence == node.dumped_sequence:

@@ -8,7 +8,7 @@ Layout (all integers little-endian; the full description is docs/snapshot-format
     chunk    repeated  u32 rows, u32 width, u64 LSN, u64 last key of the chunk's
                        key range, rows x u64 keys (strictly ascending, inside the
                        range), rows x width x u64 slot values, row after row
-    end      16 bytes  u32 0xFFFFFFFF, u32 0, u64 total keys, u32 CRC-32 of every
+    end      20 bytes  u32 0xFFFFFFFF, u32 0, u64 total keys, u32 CRC-32 of every
                        byte of the file before it
 
 The chunks' key ranges are contiguous and cover every key from 0 to 2**64 - 1.
@@ -260,9 +260,11 @@ def check_snapshot_file(path: Path, expected_node_id: int) -> bool:
         header = handle.read(_HEADER_SIZE)
         if len(header) < _HEADER_SIZE or header[:8] != MAGIC:
             raise SnapshotForeign(f"{path}: not a Counter snapshot (bad magic number)")
-        _magic, version, _size, node_id, _position, _flags = _HEADER.unpack_from(header)
+        _magic, version, size, node_id, _position, _flags = _HEADER.unpack_from(header)
         if version != VERSION:
             raise SnapshotForeign(f"{path}: snapshot format version {version}; this build reads version {VERSION}")
+        if size != _HEADER_SIZE or _CRC.unpack_from(header, _HEADER.size)[0] != zlib.crc32(header[: _HEADER.size]):
+            raise SnapshotCorrupt(f"{path}: snapshot header is damaged (checksum mismatch)")
         if node_id != expected_node_id:
             raise SnapshotForeign(f"{path}: snapshot belongs to node {node_id}, not to this node ({expected_node_id})")
         crc = zlib.crc32(header)

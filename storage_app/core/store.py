@@ -52,6 +52,8 @@ LOCAL_ORIGIN = -1  # journal origin of this node's own increments
 _PENDING_MIN = 1024
 _PENDING_MAX = 65536
 _EMPTY_KEYS: KeyArray = np.empty(0, dtype=np.uint64)
+_U64_MAX_INT = (1 << 64) - 1
+_U64_MAX = np.uint64(_U64_MAX_INT)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
 _BUCKET_SALT = np.uint64(0x9E3779B97F4A7C15)
@@ -157,15 +159,18 @@ class GCounterStore:
             self._ensure_width(slot + 1)
             rows, found = self._locate(keys)
             if found.any():
-                # Keys are distinct, so fancy-index addition cannot drop a duplicate.
-                self._slots[rows[found], slot] += values[found]
+                # Keys are distinct, so fancy-index assignment cannot drop a duplicate. A count
+                # saturates at 2**64 - 1 instead of wrapping (a peer may have sent a huge value).
+                target = rows[found]
+                added = values[found]
+                self._slots[target, slot] = np.minimum(self._slots[target, slot], _U64_MAX - added) + added
             if not found.all():
                 width = self._slots.shape[1]
                 for key, value in zip(keys[~found].tolist(), values[~found].tolist(), strict=True):
                     row = self._pending.get(key)
                     if row is None:
                         row = self._pending[key] = [0] * width
-                    row[slot] += value
+                    row[slot] = min(row[slot] + value, _U64_MAX_INT)
                 self._compact_if_due()
             self._record(keys, LOCAL_ORIGIN)
 
@@ -210,14 +215,14 @@ class GCounterStore:
             return MergeResult(0, 0, 0)
         slots = _trim_zero_columns(slots)
         self._check_slot(slots.shape[1])
-        received = len(np.unique(keys))
+        keys, slots = _combine_duplicates(keys, slots)
+        received = len(keys)
         # An all-zero row says nothing a missing key does not; storing it would only cost memory.
         informative = slots.any(axis=1)
         if not informative.all():
             keys, slots = keys[informative], slots[informative]
         if len(keys) == 0:
             return MergeResult(received, 0, 0)
-        keys, slots = _combine_duplicates(keys, slots)
         with self._lock:
             self._ensure_width(slots.shape[1])
             changed_keys, added = self._merge_locked(keys, slots)
@@ -329,7 +334,7 @@ class GCounterStore:
                 keys = self._keys[start:end].copy()
                 slots = self._slots[start:end].copy()
                 extra = sorted(key for key in self._pending if key >= low and (high is None or key < high))
-                extra_rows = [self._pending[key] for key in extra]
+                extra_rows = [list(self._pending[key]) for key in extra]  # copies: merges extend them in place
                 width = self._slots.shape[1]
                 lsn = self._applied_lsn
             if extra:

@@ -27,7 +27,7 @@ def decode_legacy_sync(body: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> tuple
     """Parse and validate a counter-app sync body into keys and slot rows."""
     try:
         items = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise BadSyncPayload(f"sync body is not valid JSON: {error}") from None
     if items is None:  # Go marshals an empty state as null
         items = []

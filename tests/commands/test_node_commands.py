@@ -86,7 +86,7 @@ def test_dumpstate_once_writes_the_snapshot_and_needs_a_running_node(make_node: 
     assert "nothing changed" in again.stdout
     assert node.stop() == 0
     down = manage("dumpstate", "--once", env=node.env, cwd=node.workdir)
-    assert down.returncode != 0 and "not answering" in down.stderr
+    assert down.returncode != 0 and "is not running" in down.stderr
 
 
 class FakeCounterApp(BaseHTTPRequestHandler):

@@ -171,3 +171,16 @@ def test_concurrent_increments_are_all_counted() -> None:
     total = sum(store.read([index * 1000 + n for index in range(4) for n in range(50)]))
     assert total == 4 * 300
     assert store.read([10_000 + n for n in range(300)]) == [4] * 300
+
+
+def test_a_count_saturates_instead_of_wrapping() -> None:
+    store = GCounterStore()
+    big = (1 << 64) - 2
+    store.merge(np.array([1, 2], dtype=np.uint64), np.array([[big], [0]], dtype=np.uint64))
+    store.increment(0, {1: 5})
+    assert store.slots_of(1) == [(1 << 64) - 1]
+    store.increment(0, {3: 1})  # pending path
+    store.merge(np.array([3], dtype=np.uint64), np.array([[big]], dtype=np.uint64))
+    store.increment(0, {3: 7})
+    assert store.slots_of(3) == [(1 << 64) - 1]
+    assert len(list(store.export_chunks())) >= 1

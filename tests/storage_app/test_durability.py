@@ -125,3 +125,12 @@ def test_readyz_is_503_until_recovery_is_done(public_client: PortClient) -> None
     assert public_client.generic("POST", "/keywords", "x", "text/plain").status_code == 503
     services.recover()
     assert public_client.get("/readyz").status_code == 200
+
+
+def test_nothing_is_dumped_before_recovery_finished(settings: Any) -> None:
+    services.index_text("kept")
+    services.dump_snapshot(force=True)
+    before = settings.COUNTER.snapshot_path.read_bytes()
+    services.reset_state()  # a worker whose recovery has not finished (or failed)
+    assert services.dump_snapshot(force=True).written is False
+    assert settings.COUNTER.snapshot_path.read_bytes() == before

@@ -54,6 +54,7 @@ def test_null_and_ragged_rows_are_accepted() -> None:
         b'[{"hash_keyword": 1, "totals": [1.0]}]',
         b'[{"hash_keyword": 1, "totals": "1"}]',
         b"\xff\xfe",
+        b"[" * 200_000,
         b"[" + b'{"hash_keyword": 1, "totals": [' + b"0," * 300 + b"1]}]",
     ],
 )

@@ -50,6 +50,13 @@ def test_a_slot_past_the_limit_is_a_400(sync_client: PortClient) -> None:
     assert len(services.get_store()) == 0
 
 
+def test_a_slot_past_the_clusters_node_count_is_a_400(sync_client: PortClient, settings: Any) -> None:
+    assert settings.COUNTER.max_slots == 16
+    response = push(sync_client, json.dumps([{"hash_keyword": 1, "totals": [0] * 16 + [1]}]))
+    assert response.status_code == 400 and "limit of 16" in response.json()["detail"]
+    assert len(services.get_store()) == 0
+
+
 def test_oversize_sync_body_is_a_413(sync_client: PortClient, settings: Any) -> None:
     settings.COUNTER_MAX_SYNC_BODY_BYTES = 10
     assert push(sync_client, json.dumps([{"hash_keyword": 1, "totals": [1]}])).status_code == 413

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from counter_site.node_client import NodeUnreachable, node_client_from_settings
+from counter_site.node_client import NodeNotRunning, NodeUnreachable, node_client_from_settings
 from storage_app.core.errors import CounterError
 from storage_app.core.legacy import decode_legacy_file
 from storage_app.core.snapshot import decode_snapshot, encode_snapshot, read_snapshot_file, write_snapshot_file
@@ -51,8 +51,12 @@ class Command(BaseCommand):
                 f"{result['changed']} changed, {result['added']} new"
             )
             return
-        except NodeUnreachable:
-            pass
+        except NodeNotRunning:
+            pass  # nothing listens: the node is stopped, so its snapshot on disk is the state to update
+        except NodeUnreachable as error:
+            raise CommandError(
+                f"{error}; the node seems to be running but busy: try again (its snapshot is not touched)"
+            ) from None
         finally:
             node.close()
 
