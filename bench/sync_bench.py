@@ -152,6 +152,7 @@ def main() -> None:
             node.start(wait=False)
         for node in nodes:
             node.wait_ready()
+            node.wait_writable()
         print(f"loading {options.keys:,} keys into node 0 ...", file=sys.stderr)
         started = time.monotonic()
         preload(nodes[0], options.keys)

@@ -63,10 +63,16 @@ class ServiceUnavailable(APIException):
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus the core's errors, plus a ``code`` in every body."""
-    from storage_app.services import NotReady
+    from storage_app.services import NotReady, WritesHeld
 
     if isinstance(exc, NotReady):
         exc = NotReadyYet()
+    if isinstance(exc, WritesHeld):
+        exc = ServiceUnavailable(
+            f"This node is recovering its own counts from its seeds before it counts again ({exc}); "
+            "retry shortly, or write to another node. Nothing was counted.",
+            code="writes_held",
+        )
     if isinstance(exc, LogWriteFailed):
         logger.error("refused a write: %s", exc)
         return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_507_INSUFFICIENT_STORAGE)

@@ -56,6 +56,7 @@ def worker_exit(server: Any, worker: Any) -> None:
         from storage_app import services
 
         result = services.dump_snapshot()
+        services.shut_down_cleanly()
     except Exception:  # the worker is exiting; say why the dump failed, don't hide the exit
         server.log.exception("final dump failed")
         return

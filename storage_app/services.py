@@ -7,6 +7,7 @@ parse input, call one function, and serialize its result.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ from storage_app.core.snapshot import (
     write_snapshot_file,
 )
 from storage_app.core.store import GCounterStore, KeyArray, MergeResult, SlotArray, StoreChunk
-from storage_app.core.wal import WriteAheadLog, read_log
+from storage_app.core.wal import WriteAheadLog, list_segments, read_log
 from sync_app.core.replication import Replica
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,10 @@ class WritesClosed(Exception):
     """The node is draining for shutdown and accepts no more client writes."""
 
 
+class WritesHeld(Exception):
+    """Client writes wait until this node has recovered its own slot from its seeds."""
+
+
 class NotReady(Exception):
     """Recovery (snapshot load and log replay) has not finished yet."""
 
@@ -76,6 +82,8 @@ class _NodeState:
         self.peer_report: dict[str, Any] = {}
         self.ready = threading.Event()
         self.recovery_started = False
+        # Why client writes are held (None: they are not), see _hold_reason().
+        self.writes_held: str | None = None
         self.wal: WriteAheadLog | None = None
         # Lowest log position of the current and the previous snapshot: the log
         # is kept from the previous one's on, so that either can be recovered from.
@@ -148,6 +156,7 @@ def recover() -> None:
         store.merge(snapshot.keys, snapshot.slots)
         last_lsn = int(snapshot.range_lsns.max()) if len(snapshot.range_lsns) else 0
         node.snapshot_lsns = [snapshot.log_position]
+    had_state = snapshot is not None or bool(list_segments(config.wal_dir))
     replayed = 0
     if config.wal:
         for record in read_log(config.wal_dir):
@@ -161,6 +170,13 @@ def recover() -> None:
         node.wal = WriteAheadLog(config.wal_dir, next_lsn=last_lsn + 1, fsync=config.fsync)
     store.increment_arrays(config.node_id, np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.uint64), last_lsn)
     node.dumped_sequence = store.sequence if replayed == 0 else -1
+    reason = _hold_reason(had_state)
+    if reason is not None and config.seeds:
+        node.writes_held = reason
+        logger.warning("holding client writes until every seed has been synced with: %s", reason)
+    elif reason is not None:
+        logger.info("%s, and no seeds to recover this node's counts from: starting as a new node", reason)
+    _write_run_state(clean=False)
     node.ready.set()
     logger.info(
         "recovered %d keys (%s) and %d log records in %.3f s",
@@ -169,6 +185,67 @@ def recover() -> None:
         replayed,
         time.perf_counter() - started,
     )
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _run_state_path() -> Path:
+    config = settings.COUNTER
+    return Path(config.data_dir) / f"node-{config.node_id}.run-state"
+
+
+def _hold_reason(had_state: bool) -> str | None:
+    """Why this node cannot prove its own slot is complete, or None if it can.
+
+    Its slot may be higher on its peers than on its disk when the data directory
+    is new or wiped, when there is no record of the last stop, or when the
+    machine restarted after an unclean stop with COUNTER_FSYNC=interval (the
+    log's last second may be gone, though peers may already have it). Counting
+    on from a lower value would be swallowed by the peers' max-merge.
+    """
+    if not had_state:
+        return "no state on disk (a new or wiped data directory)"
+    try:
+        previous = json.loads(_run_state_path().read_text())
+    except (OSError, ValueError):
+        return "no record of how the node last stopped"
+    if not previous.get("clean") and previous.get("boot_id") != _boot_id() and settings.COUNTER.fsync == "interval":
+        return "the machine restarted after an unclean stop: the log's last second may be lost"
+    return None
+
+
+def _write_run_state(clean: bool) -> None:
+    path = _run_state_path()
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps({"boot_id": _boot_id(), "clean": clean}))
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def release_writes() -> bool:
+    """Take client writes again (runsync has synced with every seed); True if they were held."""
+    node = _node()
+    reason, node.writes_held = node.writes_held, None
+    if reason is not None:
+        logger.info("every seed synced: taking client writes again")
+    return reason is not None
+
+
+def shut_down_cleanly() -> None:
+    """Last step of a graceful stop, after the final dump: close the log, record the clean stop."""
+    node = _node()
+    if not node.ready.is_set():
+        return
+    if node.wal is not None:
+        node.wal.close()
+        node.wal = None
+    _write_run_state(clean=True)
 
 
 def start_recovery() -> None:
@@ -209,6 +286,8 @@ def index_text(text: str) -> IndexResult:
     token_count, per_key = keywords().count(text)
     node = _node()
     require_ready()
+    if node.writes_held is not None:
+        raise WritesHeld(node.writes_held)
     with node.writes_cond:
         if not node.writes_open:
             raise WritesClosed
@@ -265,7 +344,8 @@ def set_peer_report(report: dict[str, Any]) -> None:
 def cluster_status() -> dict[str, Any]:
     """This node and what runsync last reported of its peers."""
     store = get_store()
-    report = dict(_node().peer_report)
+    node_state = _node()
+    report = dict(node_state.peer_report)
     return {
         "node": {
             "node_id": settings.COUNTER_NODE_ID,
@@ -274,6 +354,8 @@ def cluster_status() -> dict[str, Any]:
             "keys": len(store),
             "slots": store.width,
             "tokenizer": settings.COUNTER_TOKENIZER,
+            "ready": node_state.ready.is_set(),
+            "writes_held": node_state.writes_held,
         },
         "reported_at": report.get("reported_at"),
         "peers": report.get("peers", []),

@@ -98,3 +98,11 @@ class PeerReportView(InternalView):
     def post(self, request: Request) -> Response:
         services.set_peer_report(dict(request.data))
         return Response({"stored": True})
+
+
+@extend_schema(exclude=True)
+class ReleaseWritesView(InternalView):
+    """POST: runsync has synced with every seed since the start; client writes may resume."""
+
+    def post(self, request: Request) -> Response:
+        return Response({"released": services.release_writes()})

@@ -137,3 +137,8 @@ class InternalNode:
             response.raise_for_status()
         except requests.RequestException as error:
             raise LocalNodeUnavailable(f"node at {self.base_url}: {error}") from None
+
+    def release_writes(self) -> bool:
+        """Tell the node every seed has been synced with since the start (see services.release_writes)."""
+        response = self._post("/internal/sync/release-writes", b"")
+        return bool(response.json()["released"])

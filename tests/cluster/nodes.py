@@ -74,7 +74,7 @@ class Node:
     def log_path(self) -> Path:
         return self.workdir / f"node-{self.node_id}.log"
 
-    def start(self, wait: bool = True) -> Node:
+    def start(self, wait: bool = True, writable: bool = True) -> Node:
         environment = {key: value for key, value in os.environ.items() if not key.startswith("COUNTER_")}
         environment.pop("DJANGO_SETTINGS_MODULE", None)
         environment.update(self.env)
@@ -90,7 +90,18 @@ class Node:
             )
         if wait:
             self.wait_ready()
+            if writable:
+                self.wait_writable()
         return self
+
+    def wait_writable(self, timeout: float = 30.0) -> None:
+        """Wait until the node takes client writes (a node with a new or wiped disk first syncs with every seed)."""
+
+        def writable() -> bool:
+            response = requests.get(self.public_url + "/cluster", timeout=5)
+            return response.status_code == 200 and response.json()["node"]["writes_held"] is None
+
+        wait_until(writable, timeout, f"node {self.node_id} to take writes")
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         def serving() -> bool:

@@ -27,6 +27,7 @@ def test_three_nodes_converge_to_the_exact_totals(make_node: Callable[..., Node]
         node.start(wait=False)
     for node in nodes:
         node.wait_ready()
+        node.wait_writable()
 
     expected: Counter[str] = Counter()
     started = time.monotonic()
@@ -63,6 +64,10 @@ def test_a_restarted_node_has_its_counts_back(make_node: Callable[..., Node]) ->
 def test_a_down_seed_is_logged_and_never_stops_the_node(make_node: Callable[..., Node]) -> None:
     lonely = make_node(0)
     absent = make_node(1)  # never started: its sync port refuses connections
+    # A first run without seeds gives lonely a state on disk; a node with a new, empty
+    # disk would hold its writes until it has synced with every seed.
+    lonely.start()
+    assert lonely.stop() == 0
     lonely.env["COUNTER_SEEDS"] = absent.sync_url
     lonely.start()
     wait_until(lambda: "unreachable" in lonely.log(), 20, "a log line about the down seed")

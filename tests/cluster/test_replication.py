@@ -80,6 +80,7 @@ def test_concurrent_writes_on_three_nodes_converge_exactly(make_node: Callable[.
         node.start(wait=False)
     for node in nodes:
         node.wait_ready()
+        node.wait_writable()
     expected = write_concurrently(nodes, posts_per_thread=25, vocabulary=VOCABULARY)
     wait_until(lambda: all_report(nodes, expected, VOCABULARY), 30, "three nodes to agree on the exact totals")
 
@@ -117,6 +118,7 @@ def test_a_partitioned_node_keeps_serving_and_everything_converges_after_healing
         node.start(wait=False)
     for node in nodes:
         node.wait_ready()
+        node.wait_writable()
 
     before = write_concurrently(nodes, posts_per_thread=5, vocabulary=VOCABULARY)
     wait_until(lambda: all_report(nodes, before, VOCABULARY), 30, "convergence before the partition")
@@ -152,6 +154,7 @@ def test_a_restarted_node_catches_up_and_a_new_empty_node_gets_everything(make_n
         node.start(wait=False)
     for node in nodes:
         node.wait_ready()
+        node.wait_writable()
     first = write_concurrently(nodes, posts_per_thread=5, vocabulary=VOCABULARY)
     wait_until(lambda: all_report(nodes, first, VOCABULARY), 30, "initial convergence")
 
@@ -334,6 +337,8 @@ def test_a_seed_that_never_answers_holds_up_no_other_seed(make_node: Callable[..
     try:
         a = make_node(0, env={"COUNTER_SYNC_TIMEOUT": "30"})
         b = make_node(1)
+        a.start()  # a state on disk first, so that a's writes are not held for the silent seed
+        assert a.stop() == 0
         a.env["COUNTER_SEEDS"] = f"http://127.0.0.1:{silent.getsockname()[1]},{b.sync_url}"
         b.env["COUNTER_SEEDS"] = a.sync_url
         a.start()

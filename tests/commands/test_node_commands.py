@@ -123,6 +123,8 @@ def test_runsync_once_pushes_counter_app_format_to_every_seed(
     make_node: Callable[..., Node], fake_counter_app: str
 ) -> None:
     node = make_node(1, env={"COUNTER_SYNC_INTERVAL": "3600", "COUNTER_TOKENIZER": "fields"})
+    node.start()  # a state on disk first: a new node would hold writes until it synced with every seed
+    assert node.stop() == 0
     node.env["COUNTER_SEEDS"] = f"{fake_counter_app}, http://127.0.0.1:{free_port()}"
     node.start()
     node.post("Fox fox,")

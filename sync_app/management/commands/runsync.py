@@ -150,6 +150,7 @@ class Command(LoopCommand):
         self.generation = 0
         self.report_lock = threading.Lock()
         self.last_report = 0.0
+        self.writes_released = False
 
     def legacy_body_maker(self) -> Any:
         """A function giving a current counter-app body, built at most once per round."""
@@ -169,6 +170,8 @@ class Command(LoopCommand):
     def run_once(self) -> str:
         """One round with every seed at once (``--once``, and the shape of every round)."""
         if not self.links:
+            with contextlib.suppress(LocalNodeUnavailable):
+                self.local.release_writes()
             return "no seeds configured"
         try:
             self.local.hello()
@@ -177,7 +180,35 @@ class Command(LoopCommand):
         legacy_body = self.legacy_body_maker()
         outcomes = list(self.pool.map(lambda link: link.run(self.local, legacy_body), self.links))
         self.report(force=True)
+        self.release_writes_once_synced()
         return ", ".join(f"{link.http.url}: {outcome}" for link, outcome in zip(self.links, outcomes, strict=True))
+
+    def release_writes_once_synced(self) -> None:
+        """Once every seed has been synced with, let the node take writes it may be holding.
+
+        A node that cannot prove its own slot complete (wiped or stale disk) holds
+        client writes until then; see services._hold_reason. A native seed counts
+        once anti-entropy with it completed, a counter-app seed once it took a
+        push, a refusing seed not at all (it is not part of this cluster).
+        """
+        with self.report_lock:
+            if self.writes_released:
+                return
+            settled = all(
+                link.status.mode == "refused"
+                or (link.status.mode == "native" and link.status.last_anti_entropy is not None)
+                or (link.status.mode == "legacy" and link.status.last_success is not None)
+                for link in self.links
+            )
+            if not settled:
+                return
+            self.writes_released = True
+        try:
+            if self.local.release_writes():
+                logger.info("synced with every seed: the node takes client writes again")
+        except LocalNodeUnavailable:
+            with self.report_lock:
+                self.writes_released = False
 
     def report(self, force: bool = False) -> None:
         """Tell the node how each seed is doing (for GET /cluster), at most every REPORT_EVERY seconds."""
@@ -239,6 +270,7 @@ class Command(LoopCommand):
                 generation = self.generation
             link.run(self.local, self.legacy_body_maker())
             self.report()
+            self.release_writes_once_synced()
             if final:
                 return
             self.stopping.wait(MIN_ROUND_GAP)
