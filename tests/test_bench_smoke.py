@@ -45,3 +45,29 @@ def test_sync_benchmark_runs() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "delta exchange with one peer: bytes" in result.stdout
+
+
+def test_durability_benchmark_runs() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.durability_bench",
+            "--rounds",
+            "1",
+            "--seconds",
+            "1",
+            "--restart-keys",
+            "2000",
+            "--log-mb",
+            "1",
+            "--restarts",
+            "1",
+        ],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "fsync always" in result.stdout and "restart until /readyz" in result.stdout
