@@ -134,3 +134,19 @@ def test_nothing_is_dumped_before_recovery_finished(settings: Any) -> None:
     services.reset_state()  # a worker whose recovery has not finished (or failed)
     assert services.dump_snapshot(force=True).written is False
     assert settings.COUNTER.snapshot_path.read_bytes() == before
+
+
+def test_checkpoints_remove_log_segments_older_than_the_previous_snapshot(settings: Any) -> None:
+    wal = services._node().wal
+    assert wal is not None
+    wal.segment_bytes = 300  # roll every few records
+    for round_number in range(3):
+        for n in range(20):
+            services.index_text(f"word{n} round{round_number}")
+        services.dump_snapshot(force=True)
+    segments = list_segments(settings.COUNTER.wal_dir)
+    # The previous snapshot holds rounds 0 and 1 (records 1..40): the log before it is gone.
+    first_lsn_kept = segments[0][0]
+    assert 20 < first_lsn_kept <= 41, segments
+    crash_and_recover()
+    assert counts(["word3", "round2"]) == {"word3": 3, "round2": 20}
