@@ -31,6 +31,9 @@ SEED_DATA = Path(__file__).resolve().parents[3] / "shared" / "seed" / "counter-a
         ("COUNTER_SEEDS", "ftp://x:1", "is not an http(s) base URL"),
         ("COUNTER_SYNC_INTERVAL", "0", "COUNTER_SYNC_INTERVAL='0'"),
         ("COUNTER_TOKENIZER", "letters", "must be one of words, fields"),
+        ("COUNTER_HOST", "0.0.0.0", "listening beyond loopback needs COUNTER_SYNC_TOKEN"),
+        ("COUNTER_FSYNC", "sometimes", "must be one of always, interval"),
+        ("COUNTER_NODE_ID", "16", "must be below COUNTER_MAX_NODES=16"),
     ],
 )
 def test_a_bad_setting_stops_the_node_with_one_line(tmp_path: Path, variable: str, value: str, message: str) -> None:
