@@ -51,10 +51,16 @@ _HELPER_STOP_TIMEOUT = 60.0
 _GUNICORN_STOP_TIMEOUT = 30.0
 
 
+_SUPERVISOR_PID = os.getpid()
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: get SIGTERM when the supervisor dies (Linux)."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != _SUPERVISOR_PID:
+        # The supervisor died between fork and prctl: no signal will ever come.
+        os._exit(1)
 
 
 def _die_with_parent_and_hold_stop_signals() -> None:
