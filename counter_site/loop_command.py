@@ -72,6 +72,10 @@ class LoopCommand(BaseCommand):
             self.loop(interval)
         finally:
             self.teardown()
+        if self.final_step_failed:
+            raise CommandError(f"{self.final_step_name} failed (see above)")
+
+    final_step_failed = False
 
     def loop(self, interval: float) -> None:
         node_was_down = False
@@ -86,11 +90,13 @@ class LoopCommand(BaseCommand):
                 if stopping:
                     logger.info("%s: %s", self.final_step_name, summary)
             except NodeUnreachable as error:
-                if not node_was_down:
+                if not node_was_down or stopping:
                     logger.warning("%s", error)
                 node_was_down = True
+                self.final_step_failed = stopping
             except Exception:  # a failed step is logged and retried, never fatal
                 logger.exception("step failed; retrying in %s s", interval)
+                self.final_step_failed = stopping
             if stopping:
                 return
             self.wait_between_steps(interval)

@@ -214,15 +214,19 @@ def _hold_reason(had_state: bool) -> str | None:
         previous = json.loads(_run_state_path().read_text())
     except (OSError, ValueError):
         return "no record of how the node last stopped"
+    if previous.get("held"):
+        return "it stopped before it had synced with every seed, while it held writes"
     if not previous.get("clean") and previous.get("boot_id") != _boot_id() and settings.COUNTER.fsync == "interval":
         return "the machine restarted after an unclean stop: the log's last second may be lost"
     return None
 
 
 def _write_run_state(clean: bool) -> None:
+    """Record (durably) the boot, whether the node stopped cleanly, and whether writes are held."""
     path = _run_state_path()
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps({"boot_id": _boot_id(), "clean": clean}))
+    held = _node().writes_held is not None
+    temporary.write_text(json.dumps({"boot_id": _boot_id(), "clean": clean, "held": held}))
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(temporary, path)
@@ -233,6 +237,7 @@ def release_writes() -> bool:
     node = _node()
     reason, node.writes_held = node.writes_held, None
     if reason is not None:
+        _write_run_state(clean=False)
         logger.info("every seed synced: taking client writes again")
     return reason is not None
 

@@ -96,13 +96,9 @@ class PeerReportView(InternalView):
     parser_classes = [JSONParser]
 
     def post(self, request: Request) -> Response:
-        services.set_peer_report(dict(request.data))
-        return Response({"stored": True})
-
-
-@extend_schema(exclude=True)
-class ReleaseWritesView(InternalView):
-    """POST: runsync has synced with every seed since the start; client writes may resume."""
-
-    def post(self, request: Request) -> Response:
-        return Response({"released": services.release_writes()})
+        report = dict(request.data)
+        services.set_peer_report(report)
+        # runsync says whether it has synced with every seed since it started: a node
+        # holding writes (wiped or stale disk) may take them again.
+        released = bool(report.get("all_seeds_synced")) and services.release_writes()
+        return Response({"stored": True, "released": released})

@@ -14,5 +14,4 @@ urlpatterns = [
     path("internal/sync/buckets", internal_views.BucketsView.as_view()),
     path("internal/sync/wait", internal_views.WaitView.as_view()),
     path("internal/sync/peers", internal_views.PeerReportView.as_view()),
-    path("internal/sync/release-writes", internal_views.ReleaseWritesView.as_view()),
 ]

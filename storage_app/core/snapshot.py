@@ -114,12 +114,14 @@ def decode_snapshot(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot
     view = memoryview(data)
     if len(view) < _HEADER_SIZE or bytes(view[:8]) != MAGIC:
         raise SnapshotForeign("not a Counter snapshot (bad magic number)")
-    _magic, version, header_size, node_id, _log_position, _flags = _HEADER.unpack_from(view)
+    _magic, version, header_size, node_id, _log_position, flags = _HEADER.unpack_from(view)
     if version != VERSION:
         raise SnapshotForeign(f"snapshot format version {version}; this build reads version {VERSION}")
     (header_crc,) = _CRC.unpack_from(view, _HEADER.size)
     if header_size != _HEADER_SIZE or header_crc != zlib.crc32(view[: _HEADER.size]):
         raise SnapshotCorrupt("snapshot header is damaged (checksum mismatch)")
+    if flags != 0:
+        raise SnapshotForeign(f"snapshot uses flags {flags:#x} this build does not know")
     if len(view) < _HEADER_SIZE + _CHUNK.size + _END_TOTAL.size + _CRC.size:
         raise SnapshotCorrupt(f"snapshot is truncated ({len(view)} bytes)")
     (file_crc,) = _CRC.unpack_from(view, len(view) - _CRC.size)

@@ -172,23 +172,37 @@ class WriteAheadLog:
         self._finished_lsn = next_lsn - 1  # every record up to here is written and applied (or failed)
         self._failed: dict[int, BaseException] = {}
         self._flushing = False
-        self._handle = self._open_segment(next_lsn)
-        self._unsynced = False
-        self._syncer: threading.Thread | None = None
         self._closed = False
+        self._broken: BaseException | None = None  # set when the store may no longer match the log
+        # Unbuffered: a failed write must leave nothing behind to be written later.
+        self._fd = self._open_segment(next_lsn)
+        self._unsynced = False
+        self._last_sync = time.monotonic()
+        self._syncer: threading.Thread | None = None
 
-    def _open_segment(self, first_lsn: int):  # type: ignore[no-untyped-def]
+    def _open_segment(self, first_lsn: int) -> int:
         segments = list_segments(self.directory)
-        if segments and segments[-1][1].stat().st_size < self.segment_bytes:
+        if segments and _SEGMENT_HEADER.size <= segments[-1][1].stat().st_size < self.segment_bytes:
             # Keep appending to the newest segment (its records end just before first_lsn).
-            return open(segments[-1][1], "ab")
+            return os.open(segments[-1][1], os.O_WRONLY | os.O_APPEND)
+        if segments and segments[-1][1].stat().st_size < _SEGMENT_HEADER.size:
+            # A segment whose header a crash cut short holds no record: start it again.
+            first_lsn = segments[-1][0]
+            segments[-1][1].unlink()
+        return self._new_segment(first_lsn)
+
+    def _new_segment(self, first_lsn: int) -> int:
         path = _segment_path(self.directory, first_lsn)
-        handle = open(path, "ab")  # noqa: SIM115 - the log keeps its segment open
-        handle.write(_SEGMENT_HEADER.pack(SEGMENT_MAGIC, first_lsn))
-        handle.flush()
-        os.fsync(handle.fileno())
-        _fsync_directory(self.directory)
-        return handle
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            _write_all(fd, _SEGMENT_HEADER.pack(SEGMENT_MAGIC, first_lsn))
+            os.fsync(fd)
+            _fsync_directory(self.directory)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        return fd
 
     @property
     def next_lsn(self) -> int:
@@ -205,6 +219,8 @@ class WriteAheadLog:
         not applied either.
         """
         with self._lock:
+            if self._closed or self._broken is not None:
+                raise LogWriteFailed(f"the log is {'closed' if self._closed else 'broken'}; nothing was counted")
             lsn = self._next_lsn
             self._next_lsn += 1
             self._queue.append((lsn, slot, keys, amounts))
@@ -212,19 +228,29 @@ class WriteAheadLog:
                 if self._flushing:
                     self._done.wait()
                     continue
-                self._flushing = True
                 batch, self._queue = self._queue, []
+                if not batch:
+                    # Cannot happen (a leader that took our record holds _flushing until it is
+                    # finished), but never acknowledge a record nobody wrote.
+                    self._failed[lsn] = RuntimeError("the record left the queue unwritten")
+                    break
+                self._flushing = True
                 self._lock.release()
+                error: BaseException | None = None
                 try:
                     error = self._write_and_apply(batch, apply)
+                except Exception as unexpected:  # noqa: BLE001 - apply failed: the store and the log disagree now
+                    error = unexpected
+                    self._broken = unexpected
+                    logger.critical("applying logged increments failed; the log takes no more writes: %r", unexpected)
                 finally:
                     self._lock.acquire()
                     self._flushing = False
-                if error is not None:
-                    for record in batch:
-                        self._failed[record[0]] = error
-                self._finished_lsn = batch[-1][0]
-                self._done.notify_all()
+                    if error is not None:
+                        for record in batch:
+                            self._failed[record[0]] = error
+                    self._finished_lsn = max(self._finished_lsn, batch[-1][0])
+                    self._done.notify_all()
             error = self._failed.pop(lsn, None)
         if error is not None:
             raise LogWriteFailed(f"could not write the log ({error}); nothing of this request was counted") from error
@@ -232,41 +258,44 @@ class WriteAheadLog:
 
     def _write_and_apply(
         self, batch: list[tuple[int, int, KeyArray, KeyArray]], apply: Callable[[int, int, KeyArray, KeyArray], None]
-    ) -> BaseException | None:
+    ) -> OSError | None:
+        data = b"".join(encode_record(*record) for record in batch)
+        position = os.fstat(self._fd).st_size
         try:
-            data = b"".join(encode_record(*record) for record in batch)
-            position = self._handle.tell()
-            try:
-                self._handle.write(data)
-                self._handle.flush()
-                if self.fsync_mode == "always":
-                    os.fsync(self._handle.fileno())
-                else:
-                    self._unsynced = True
-                    self._ensure_syncer()
-            except OSError:
-                # Leave no partial record behind: the next batch must start on a record boundary.
-                self._handle.seek(position)
-                self._handle.truncate(position)
-                raise
+            _write_all(self._fd, data)
+            if self.fsync_mode == "always" or time.monotonic() - self._last_sync >= 1.0:
+                # In interval mode the writer itself syncs under steady load (the syncer thread when idle).
+                os.fsync(self._fd)
+                self._last_sync = time.monotonic()
+            else:
+                self._unsynced = True
+                self._ensure_syncer()
         except OSError as error:
             logger.error("write-ahead log write failed: %s", error)
+            try:
+                os.ftruncate(self._fd, position)  # no partial record may stay behind
+            except OSError as truncate_error:
+                logger.critical("cannot cut a failed write off the log: %s", truncate_error)
+                self._broken = truncate_error
             return error
         for record in batch:
             apply(*record)
-        if self._handle.tell() >= self.segment_bytes:
+        if position + len(data) >= self.segment_bytes:
             self._roll(batch[-1][0] + 1)
         return None
 
     def _roll(self, first_lsn: int) -> None:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        path = _segment_path(self.directory, first_lsn)
-        self._handle = open(path, "ab")  # noqa: SIM115 - the log keeps its segment open
-        self._handle.write(_SEGMENT_HEADER.pack(SEGMENT_MAGIC, first_lsn))
-        self._handle.flush()
-        _fsync_directory(self.directory)
+        """Continue in a new segment; if it cannot be made, keep writing to the current one."""
+        try:
+            new_fd = self._new_segment(first_lsn)
+        except OSError as error:
+            logger.warning("cannot start a new log segment (%s); the current one grows meanwhile", error)
+            return
+        old_fd, self._fd = self._fd, new_fd
+        try:
+            os.fsync(old_fd)
+        finally:
+            os.close(old_fd)
 
     def _ensure_syncer(self) -> None:
         if self._syncer is None:
@@ -280,16 +309,16 @@ class WriteAheadLog:
             self.sync()
 
     def sync(self) -> None:
-        """fsync what was written (a no-op when nothing is pending)."""
+        """fsync what was written, unless a writer is busy (it syncs itself once a second)."""
         with self._lock:
             if self._closed or not self._unsynced or self._flushing:
                 return
             self._unsynced = False
-            handle = self._handle
-        try:
-            os.fsync(handle.fileno())
-        except (OSError, ValueError) as error:
-            logger.error("write-ahead log fsync failed: %s", error)
+            try:
+                os.fsync(self._fd)
+                self._last_sync = time.monotonic()
+            except OSError as error:
+                logger.error("write-ahead log fsync failed: %s", error)
 
     def remove_segments_before(self, lsn: int) -> int:
         """Delete segments whose records all have LSNs below ``lsn``; return how many."""
@@ -304,11 +333,24 @@ class WriteAheadLog:
         return removed
 
     def close(self) -> None:
+        """Wait for a write in progress, fsync, and refuse appends from now on."""
         with self._lock:
+            while self._flushing:
+                self._done.wait()
+            if self._closed:
+                return
             self._closed = True
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def _fsync_directory(directory: Path) -> None:

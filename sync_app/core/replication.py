@@ -196,6 +196,7 @@ class PeerSession:
         self.push_cursor: Cursor | None = None  # our journal position the peer has
         self.pull_cursor: Cursor | None = None  # the peer's journal position we have
         self.peer_incarnation: int | None = None
+        self.local_incarnation: int | None = None
         self.next_anti_entropy = 0.0  # monotonic time; 0 = at the first round
 
     def run_round(self, local: LocalNode) -> None:
@@ -211,6 +212,14 @@ class PeerSession:
     def exchange(self, local: LocalNode) -> bool:
         """One exchange; True when neither side had more to send."""
         me = local.hello()
+        if self.local_incarnation != me.incarnation:
+            # Our own node restarted (a new worker): our cursors mean nothing now, and
+            # nothing counts as synced with this seed until anti-entropy ran again.
+            if self.local_incarnation is not None:
+                self.push_cursor = None
+                self.status.last_anti_entropy = None
+                self.next_anti_entropy = 0.0
+            self.local_incarnation = me.incarnation
         exclude = self.status.node_id
         ours_cursor, ours = (None, Rows.empty())
         if self.push_cursor is not None:
@@ -299,6 +308,7 @@ class PeerSession:
         # Everything up to these positions is now on both sides; deltas carry on from there.
         self.pull_cursor = Cursor(answer.cursor.incarnation, answer.cursor.sequence)
         self.push_cursor = Cursor(me.incarnation, our_sequence)
+        self.local_incarnation = me.incarnation
         self.status.last_anti_entropy = time.time()
         self.status.anti_entropy_rounds += 1
         self.next_anti_entropy = time.monotonic() + self.anti_entropy_interval

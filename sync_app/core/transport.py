@@ -131,14 +131,11 @@ class InternalNode:
         response = self._get("/internal/sync/wait", since=since, timeout_ms=int(timeout * 1000))
         return int(response.json()["sequence"])
 
-    def report_peers(self, report: dict[str, Any]) -> None:
+    def report_peers(self, report: dict[str, Any]) -> bool:
+        """Send runsync's report; True if the node took writes again because of it."""
         try:
             response = self.session.post(self.base_url + "/internal/sync/peers", json=report, timeout=self.timeout)
             response.raise_for_status()
         except requests.RequestException as error:
             raise LocalNodeUnavailable(f"node at {self.base_url}: {error}") from None
-
-    def release_writes(self) -> bool:
-        """Tell the node every seed has been synced with since the start (see services.release_writes)."""
-        response = self._post("/internal/sync/release-writes", b"")
-        return bool(response.json()["released"])
+        return bool(response.json().get("released"))

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import errno
+import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from storage_app.core import wal as wal_module
 from storage_app.core.wal import LogCorrupt, LogWriteFailed, WriteAheadLog, list_segments, read_log
 
 
@@ -83,18 +86,94 @@ def test_a_failed_write_applies_nothing_and_the_log_recovers(tmp_path: Path, mon
     log = WriteAheadLog(tmp_path, next_lsn=1)
     applied: list[int] = []
     log.append(0, *arrays(1), apply=lambda lsn, *_: applied.append(lsn))
-    handle = log._handle
-    real_write = handle.write
+    real_write_all = wal_module._write_all
 
-    def disk_full(data: bytes) -> int:
-        real_write(data[: len(data) // 2])  # a partial write, then the error
+    def disk_full(fd: int, data: bytes) -> None:
+        real_write_all(fd, data[: len(data) // 2])  # a partial write, then the error
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(handle, "write", disk_full)
+    monkeypatch.setattr(wal_module, "_write_all", disk_full)
     with pytest.raises(LogWriteFailed, match="No space left"):
         log.append(0, *arrays(2), apply=lambda lsn, *_: applied.append(lsn))
-    monkeypatch.setattr(handle, "write", real_write)
+    monkeypatch.setattr(wal_module, "_write_all", real_write_all)
     log.append(0, *arrays(3), apply=lambda lsn, *_: applied.append(lsn))
     log.close()
     assert applied == [1, 3]
     assert [int(record.keys[0]) for record in read_log(tmp_path)] == [1, 3]
+
+
+def test_a_failing_apply_fails_its_batch_and_breaks_the_log_instead_of_acknowledging(tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path, next_lsn=1)
+
+    def broken_apply(*_: object) -> None:
+        raise RuntimeError("store bug")
+
+    with pytest.raises(LogWriteFailed):
+        log.append(0, *arrays(1), apply=broken_apply)
+    with pytest.raises(LogWriteFailed, match="broken"):
+        log.append(0, *arrays(2), apply=lambda *_: None)
+
+
+def test_close_waits_for_a_write_in_progress_and_then_refuses(tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path, next_lsn=1)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_apply(*_: object) -> None:
+        entered.set()
+        release.wait(5)
+
+    writer = threading.Thread(target=lambda: log.append(0, *arrays(1), apply=slow_apply))
+    writer.start()
+    entered.wait(5)
+    closer = threading.Thread(target=log.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive(), "close() must wait for the write in progress"
+    release.set()
+    writer.join(5)
+    closer.join(5)
+    assert not closer.is_alive()
+    with pytest.raises(LogWriteFailed, match="closed"):
+        log.append(0, *arrays(2), apply=lambda *_: None)
+    assert [record.lsn for record in read_log(tmp_path)] == [1]
+
+
+def test_interval_mode_fsyncs_at_least_every_second_under_steady_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[float] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(time.monotonic())
+        real_fsync(fd)
+
+    log = WriteAheadLog(tmp_path, next_lsn=1, fsync="interval")
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    stop = time.monotonic() + 2.5
+
+    def writer() -> None:
+        while time.monotonic() < stop:
+            log.append(0, *arrays(1), apply=lambda *_: None)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    assert len(synced) >= 2, synced
+
+
+def test_a_segment_whose_header_was_cut_off_is_started_again(tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path, next_lsn=1, segment_bytes=100)
+    for n in range(3):
+        log.append(0, *arrays(n), apply=lambda *_: None)
+    log.close()
+    _first, newest = list_segments(tmp_path)[-1]
+    newest.write_bytes(newest.read_bytes()[:5])  # a crash while writing the new segment's header
+    records = list(read_log(tmp_path))
+    reopened = WriteAheadLog(tmp_path, next_lsn=records[-1].lsn + 1, segment_bytes=100)
+    reopened.append(0, *arrays(7), apply=lambda *_: None)
+    reopened.close()
+    assert [record.lsn for record in read_log(tmp_path)][-1] == records[-1].lsn + 1

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from storage_app import services
+from storage_app.core import wal as wal_module
 from storage_app.core.wal import LogCorrupt, list_segments
 from tests.conftest import PortClient
 
@@ -98,20 +99,17 @@ def test_a_full_disk_refuses_the_write_with_507_and_counts_nothing(
     public_client: PortClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert public_client.generic("POST", "/keywords", "before", "text/plain").status_code == 200
-    wal = services._node().wal
-    assert wal is not None
-    handle = wal._handle
-    real_write = handle.write
 
-    def disk_full(data: bytes) -> int:
+    def disk_full(fd: int, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(handle, "write", disk_full)
+    real_write_all = wal_module._write_all
+    monkeypatch.setattr(wal_module, "_write_all", disk_full)
     refused = public_client.generic("POST", "/keywords", "during during", "text/plain")
     assert refused.status_code == 507
     assert refused.json()["code"] == "log_write_failed" and "nothing" in refused.json()["detail"]
     assert counts(["during"]) == {"during": 0}
-    monkeypatch.setattr(handle, "write", real_write)
+    monkeypatch.setattr(wal_module, "_write_all", real_write_all)
     assert public_client.generic("POST", "/keywords", "after during", "text/plain").status_code == 200
     crash_and_recover()
     assert counts(["before", "during", "after"]) == {"before": 1, "during": 1, "after": 1}

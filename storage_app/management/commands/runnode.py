@@ -122,8 +122,10 @@ class Command(BaseCommand):
             [sys.executable, "-m", "gunicorn", "--config", "python:counter_site.gunicorn_conf", "counter_site.wsgi"]
         )
         self.helpers: dict[str, subprocess.Popen[bytes]] = {}
-        failed = not self.wait_until_serving()
-        if not failed:
+        serving = self.wait_until_serving()
+        # Not serving because of a stop signal is a clean stop; because gunicorn died, a failure.
+        failed = not serving and not self.stopping.is_set()
+        if serving:
             self.helpers = {name: self.spawn_helper(name) for name in ("runsync", "dumpstate")}
             failed = self.supervise()
         clean = self.shutdown()
@@ -148,6 +150,7 @@ class Command(BaseCommand):
     def write_token(self, config: NodeConfig, token: str) -> None:
         path = config.internal_token_path
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # a file left by an earlier run keeps its mode otherwise
         with os.fdopen(descriptor, "w") as handle:
             handle.write(token + "\n")
 
@@ -176,7 +179,8 @@ class Command(BaseCommand):
             except requests.RequestException:
                 pass
             self.stopping.wait(0.05)
-        return True
+        logger.info("stopped before node %d served", self.config.node_id)
+        return False
 
     def supervise(self) -> bool:
         """Wait for a stop signal; restart a helper that died. True if gunicorn itself failed."""

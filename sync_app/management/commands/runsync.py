@@ -12,7 +12,6 @@ logged when it goes down, once a minute while it stays down, and when it is back
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -52,15 +51,19 @@ class PeerLink:
         self.next_native_probe = 0.0
         self.last_down_log = 0.0
         self.last_error_logged: str | None = None
+        self.refused_with: int | None = None
 
     @property
     def status(self) -> Any:
         return self.session.status
 
-    def run(self, local: InternalNode, legacy_body: Any) -> str:
-        """One round with this seed; returns what happened (for the round's summary)."""
+    def run(self, local: InternalNode, legacy_body: Any, final: bool = False) -> str:
+        """One round with this seed; returns what happened (for the round's summary).
+
+        A seed in backoff is skipped, except in the final round at shutdown.
+        """
         now = time.monotonic()
-        if now < self.next_attempt:
+        if now < self.next_attempt and not final:
             return "waiting"
         try:
             return self._run(local, legacy_body, now)
@@ -111,6 +114,7 @@ class PeerLink:
         now = time.monotonic()
         if refused:
             status.mode = "refused"
+            self.refused_with = error.status if isinstance(error, PeerHttpError) else None
             if message != self.last_error_logged:
                 logger.error("seed %s refuses to sync: %s", self.http.url, message)
         elif status.reachable is not False:
@@ -150,7 +154,7 @@ class Command(LoopCommand):
         self.generation = 0
         self.report_lock = threading.Lock()
         self.last_report = 0.0
-        self.writes_released = False
+        self.reported_synced = False
 
     def legacy_body_maker(self) -> Any:
         """A function giving a current counter-app body, built at most once per round."""
@@ -170,8 +174,6 @@ class Command(LoopCommand):
     def run_once(self) -> str:
         """One round with every seed at once (``--once``, and the shape of every round)."""
         if not self.links:
-            with contextlib.suppress(LocalNodeUnavailable):
-                self.local.release_writes()
             return "no seeds configured"
         try:
             self.local.hello()
@@ -180,46 +182,49 @@ class Command(LoopCommand):
         legacy_body = self.legacy_body_maker()
         outcomes = list(self.pool.map(lambda link: link.run(self.local, legacy_body), self.links))
         self.report(force=True)
-        self.release_writes_once_synced()
         return ", ".join(f"{link.http.url}: {outcome}" for link, outcome in zip(self.links, outcomes, strict=True))
 
-    def release_writes_once_synced(self) -> None:
-        """Once every seed has been synced with, let the node take writes it may be holding.
+    def all_seeds_synced(self) -> bool:
+        """Has every seed been synced with since runsync started?
 
         A node that cannot prove its own slot complete (wiped or stale disk) holds
         client writes until then; see services._hold_reason. A native seed counts
         once anti-entropy with it completed, a counter-app seed once it took a
-        push, a refusing seed not at all (it is not part of this cluster).
+        push, a seed that refused us for another tokenizer (409: not part of this
+        cluster) counts as settled; one that refused our token or protocol does not.
         """
+        return all(
+            (link.status.mode == "native" and link.status.last_anti_entropy is not None)
+            or (link.status.mode == "legacy" and link.status.last_success is not None)
+            or (link.status.mode == "refused" and link.refused_with == 409)
+            for link in self.links
+        )
+
+    def report(self, force: bool = False) -> None:
+        """Tell the node how each seed is doing (GET /cluster) and whether all are synced.
+
+        At most every REPORT_EVERY seconds, except the first report that says every
+        seed is synced: a node holding writes takes them again at once.
+        """
+        synced = self.all_seeds_synced()
         with self.report_lock:
-            if self.writes_released:
+            now = time.monotonic()
+            first_synced = synced and not self.reported_synced
+            if not force and not first_synced and now - self.last_report < REPORT_EVERY:
                 return
-            settled = all(
-                link.status.mode == "refused"
-                or (link.status.mode == "native" and link.status.last_anti_entropy is not None)
-                or (link.status.mode == "legacy" and link.status.last_success is not None)
-                for link in self.links
-            )
-            if not settled:
-                return
-            self.writes_released = True
+            self.last_report = now
+            self.reported_synced = synced
+            report = {
+                "reported_at": time.time(),
+                "peers": [link.status.as_dict() for link in self.links],
+                "all_seeds_synced": synced,
+            }
         try:
-            if self.local.release_writes():
+            if self.local.report_peers(report):
                 logger.info("synced with every seed: the node takes client writes again")
         except LocalNodeUnavailable:
             with self.report_lock:
-                self.writes_released = False
-
-    def report(self, force: bool = False) -> None:
-        """Tell the node how each seed is doing (for GET /cluster), at most every REPORT_EVERY seconds."""
-        with self.report_lock:
-            now = time.monotonic()
-            if not force and now - self.last_report < REPORT_EVERY:
-                return
-            self.last_report = now
-            report = {"reported_at": time.time(), "peers": [link.status.as_dict() for link in self.links]}
-        with contextlib.suppress(LocalNodeUnavailable):
-            self.local.report_peers(report)
+                self.reported_synced = False
 
     def loop(self, interval: float) -> None:
         """Until stopped: a watcher thread for changes, one thread per seed; then a final round each."""
@@ -268,9 +273,8 @@ class Command(LoopCommand):
             final = self.stopping.is_set()
             with self.changed:
                 generation = self.generation
-            link.run(self.local, self.legacy_body_maker())
+            link.run(self.local, self.legacy_body_maker(), final=final)
             self.report()
-            self.release_writes_once_synced()
             if final:
                 return
             self.stopping.wait(MIN_ROUND_GAP)
