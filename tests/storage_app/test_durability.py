@@ -148,3 +148,25 @@ def test_checkpoints_remove_log_segments_older_than_the_previous_snapshot(settin
     assert 20 < first_lsn_kept <= 41, segments
     crash_and_recover()
     assert counts(["word3", "round2"]) == {"word3": 3, "round2": 20}
+
+
+def test_a_node_on_a_wiped_disk_holds_writes_until_synced_even_across_restarts(settings: Any) -> None:
+    import dataclasses
+
+    settings.COUNTER = dataclasses.replace(settings.COUNTER, seeds=("http://127.0.0.1:9",))
+    services.reset_state()
+    for stale in settings.COUNTER.data_dir.iterdir():  # the fixture's first recovery left a run record
+        if stale.is_file():
+            stale.unlink()
+    services.recover()
+    assert services._node().writes_held is not None
+    with pytest.raises(services.WritesHeld):
+        services.index_text("too early")
+    services.shut_down_cleanly()
+    crash_and_recover()
+    assert services._node().writes_held is not None, "a restart before syncing must not forget the hold"
+    assert services.release_writes() is True
+    services.index_text("now")
+    crash_and_recover()
+    assert services._node().writes_held is None
+    assert counts(["now", "too"]) == {"now": 1, "too": 0}
