@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import SnapshotCorrupt, SnapshotForeign
+from .files import fsync_directory
 from .store import DEFAULT_MAX_SLOTS, KeyArray, SlotArray, StoreChunk
 
 MAGIC = b"CNTRSNAP"
@@ -239,15 +240,6 @@ def write_snapshot_file(path: Path, pieces: Iterable[bytes], keep_previous: Path
     # The encoder's last piece is the end record: u32 mark, u32 0, u64 total keys, u32 CRC.
     (keys,) = _END_TOTAL.unpack_from(last_piece, len(last_piece) - _END_TOTAL.size - _CRC.size)
     return WrittenSnapshot(path=path, keys=int(keys), size_bytes=size)
-
-
-def fsync_directory(directory: Path) -> None:
-    """fsync a directory so a rename inside it survives a power loss."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def check_snapshot_file(path: Path, expected_node_id: int) -> bool:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CounterError
+from .files import fsync_directory
 from .store import KeyArray
 
 logger = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ class WriteAheadLog:
         try:
             _write_all(fd, _SEGMENT_HEADER.pack(SEGMENT_MAGIC, first_lsn))
             os.fsync(fd)
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
         except OSError:
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -329,7 +330,7 @@ class WriteAheadLog:
                 path.unlink(missing_ok=True)
                 removed += 1
         if removed:
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
         return removed
 
     def close(self) -> None:
@@ -351,11 +352,3 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

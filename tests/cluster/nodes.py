@@ -166,6 +166,23 @@ def manage(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> s
     )
 
 
+def start_all(nodes: list[Node]) -> None:
+    """Start nodes side by side (so they can meet), then wait until each serves and takes writes."""
+    for node in nodes:
+        node.start(wait=False)
+    for node in nodes:
+        node.wait_ready()
+        node.wait_writable()
+
+
+def start_cluster(make_node: Callable[..., Node], count: int = 3) -> list[Node]:
+    """``count`` nodes, each a seed of every other, started and taking writes."""
+    nodes = [make_node(node_id) for node_id in range(count)]
+    connect(nodes)
+    start_all(nodes)
+    return nodes
+
+
 def connect(nodes: list[Node]) -> None:
     """Make every node a seed of every other one (before they start)."""
     for node in nodes:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from storage_app.core.keywords import tokenize_words
-from tests.cluster.nodes import Node, connect, wait_until
+from tests.cluster.nodes import Node, start_cluster, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
@@ -21,13 +21,7 @@ TEXTS = [
 
 
 def test_three_nodes_converge_to_the_exact_totals(make_node: Callable[..., Node]) -> None:
-    nodes = [make_node(node_id) for node_id in range(3)]
-    connect(nodes)
-    for node in nodes:
-        node.start(wait=False)
-    for node in nodes:
-        node.wait_ready()
-        node.wait_writable()
+    nodes = start_cluster(make_node)
 
     expected: Counter[str] = Counter()
     started = time.monotonic()

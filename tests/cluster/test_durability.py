@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.cluster.nodes import Node, crash, wait_until
+from tests.cluster.nodes import Node, crash, start_cluster, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("durability")]
 
@@ -101,15 +101,7 @@ def test_a_node_restarted_on_a_wiped_disk_does_not_lose_counts_to_its_old_slot(
 ) -> None:
     import shutil
 
-    from tests.cluster.nodes import connect
-
-    nodes = [make_node(node_id) for node_id in range(3)]
-    connect(nodes)
-    for node in nodes:
-        node.start(wait=False)
-    for node in nodes:
-        node.wait_ready()
-        node.wait_writable()
+    nodes = start_cluster(make_node)
     for node in nodes:
         for _ in range(20):
             node.post("apple banana")

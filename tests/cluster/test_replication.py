@@ -20,7 +20,7 @@ import requests
 
 from storage_app.core.keywords import Keywords
 from sync_app.core.protocol import CONTENT_TYPE, Cursor, Hello, Kind, Message, Rows, encode
-from tests.cluster.nodes import Node, connect, wait_until
+from tests.cluster.nodes import Node, start_all, start_cluster, wait_until
 from tests.cluster.proxy import FaultProxy
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("replication")]
@@ -74,13 +74,7 @@ def cluster_status(node: Node) -> dict[str, Any]:
 
 
 def test_concurrent_writes_on_three_nodes_converge_exactly(make_node: Callable[..., Node]) -> None:
-    nodes = [make_node(node_id) for node_id in range(3)]
-    connect(nodes)
-    for node in nodes:
-        node.start(wait=False)
-    for node in nodes:
-        node.wait_ready()
-        node.wait_writable()
+    nodes = start_cluster(make_node)
     expected = write_concurrently(nodes, posts_per_thread=25, vocabulary=VOCABULARY)
     wait_until(lambda: all_report(nodes, expected, VOCABULARY), 30, "three nodes to agree on the exact totals")
 
@@ -114,11 +108,7 @@ def test_a_partitioned_node_keeps_serving_and_everything_converges_after_healing
         source.env["COUNTER_SEEDS"] = ",".join(
             links[source.node_id, target.node_id].url for target in nodes if target is not source
         )
-    for node in nodes:
-        node.start(wait=False)
-    for node in nodes:
-        node.wait_ready()
-        node.wait_writable()
+    start_all(nodes)
 
     before = write_concurrently(nodes, posts_per_thread=5, vocabulary=VOCABULARY)
     wait_until(lambda: all_report(nodes, before, VOCABULARY), 30, "convergence before the partition")
@@ -148,13 +138,7 @@ def test_a_partitioned_node_keeps_serving_and_everything_converges_after_healing
 
 
 def test_a_restarted_node_catches_up_and_a_new_empty_node_gets_everything(make_node: Callable[..., Node]) -> None:
-    nodes = [make_node(node_id) for node_id in range(3)]
-    connect(nodes)
-    for node in nodes:
-        node.start(wait=False)
-    for node in nodes:
-        node.wait_ready()
-        node.wait_writable()
+    nodes = start_cluster(make_node)
     first = write_concurrently(nodes, posts_per_thread=5, vocabulary=VOCABULARY)
     wait_until(lambda: all_report(nodes, first, VOCABULARY), 30, "initial convergence")
 
