@@ -143,11 +143,6 @@ class GCounterStore:
         values = np.fromiter(amounts.values(), dtype=np.uint64, count=len(amounts))
         self.increment_arrays(slot, keys, values)
 
-    @property
-    def applied_lsn(self) -> int:
-        with self._lock:
-            return self._applied_lsn
-
     def increment_arrays(self, slot: int, keys: KeyArray, values: KeyArray, lsn: int | None = None) -> None:
         """``increment`` for distinct ``keys`` and their ``values``; ``lsn`` marks the log record applied."""
         self._check_slot(slot + 1)
@@ -259,11 +254,6 @@ class GCounterStore:
             keys = np.unique(np.concatenate(batches)) if batches else _EMPTY_KEYS
             slots = self._rows_of(keys)
         return ChangeSet(keys=keys, slots=slots, up_to=up_to, complete=complete)
-
-    def rows_of(self, keys: KeyArray) -> SlotArray:
-        """Current slot rows of ``keys`` (zeros for unknown keys), one per key."""
-        with self._lock:
-            return self._rows_of(as_key_array(keys))
 
     def bucket_digests(self, bits: int) -> npt.NDArray[np.uint64]:
         """A 64-bit digest of each of the 2**bits buckets of keys (see ``bucket_of``).

@@ -205,11 +205,6 @@ class WriteAheadLog:
             raise
         return fd
 
-    @property
-    def next_lsn(self) -> int:
-        with self._lock:
-            return self._next_lsn
-
     def append(
         self, slot: int, keys: KeyArray, amounts: KeyArray, apply: Callable[[int, int, KeyArray, KeyArray], None]
     ) -> int:
