@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class NodeConfig:
     max_body_bytes: int
     max_sync_body_bytes: int
     threads: int
+    tokenizer_processes: int
     internal_token: str
     log_level: str
     sync_token: str
@@ -207,6 +209,8 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         max_body_bytes=env_int(environ, "COUNTER_MAX_BODY_BYTES", 16 * 1024 * 1024, 1, 1 << 40),
         max_sync_body_bytes=env_int(environ, "COUNTER_MAX_SYNC_BODY_BYTES", 512 * 1024 * 1024, 1, 1 << 40),
         threads=env_int(environ, "COUNTER_THREADS", 8, 1, 256),
+        # One per core: a child tokenizes a large text while the worker serves other requests.
+        tokenizer_processes=env_int(environ, "COUNTER_TOKENIZER_PROCESSES", os.cpu_count() or 1, 0, 64),
         internal_token=_raw(environ, "COUNTER_INTERNAL_TOKEN", ""),
         log_level=env_choice(environ, "COUNTER_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
         sync_token=sync_token,

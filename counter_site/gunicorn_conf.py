@@ -55,6 +55,7 @@ def worker_exit(server: Any, worker: Any) -> None:
     try:
         from storage_app import services
 
+        services.stop_tokenizer_processes()
         result = services.dump_snapshot()
         services.shut_down_cleanly()
     except Exception:  # the worker is exiting; say why the dump failed, don't hide the exit

@@ -31,6 +31,7 @@ from storage_app.core.snapshot import (
     write_snapshot_file,
 )
 from storage_app.core.store import GCounterStore, KeyArray, MergeResult, SlotArray, StoreChunk
+from storage_app.core.tokenizer_processes import TokenizerProcesses, count_as_arrays
 from storage_app.core.wal import WriteAheadLog, list_segments, read_log
 from sync_app.core.replication import Replica
 
@@ -113,6 +114,38 @@ def reset_state() -> None:
     global _state
     with _state_lock:
         _state = None
+
+
+# Below this size a text costs less to tokenize than to hand to a child process.
+TOKENIZE_IN_CHILD_FROM = 8192
+_tokenizer_children: TokenizerProcesses | None = None
+_tokenizer_children_lock = threading.Lock()
+
+
+def _tokenizer_processes() -> TokenizerProcesses | None:
+    """The node's tokenizer children, started on first use; None if COUNTER_TOKENIZER_PROCESSES=0."""
+    global _tokenizer_children
+    children = _tokenizer_children
+    if children is not None and children.tokenizer == settings.COUNTER_TOKENIZER:
+        return children
+    if settings.COUNTER.tokenizer_processes == 0:
+        return None
+    with _tokenizer_children_lock:
+        if _tokenizer_children is not None and _tokenizer_children.tokenizer != settings.COUNTER_TOKENIZER:
+            _tokenizer_children.close()  # only tests change the tokenizer of a running process
+            _tokenizer_children = None
+        if _tokenizer_children is None:
+            _tokenizer_children = TokenizerProcesses(settings.COUNTER_TOKENIZER, settings.COUNTER.tokenizer_processes)
+        return _tokenizer_children
+
+
+def stop_tokenizer_processes() -> None:
+    """Stop the tokenizer children (the worker is exiting); later texts are tokenized in their thread."""
+    global _tokenizer_children
+    with _tokenizer_children_lock:
+        children, _tokenizer_children = _tokenizer_children, None
+    if children is not None:
+        children.close()
 
 
 @cache
@@ -286,9 +319,15 @@ def require_ready() -> None:
         raise NotReady
 
 
-def index_text(text: str) -> IndexResult:
-    """Count every keyword of ``text`` in this node's own slot."""
-    token_count, per_key = keywords().count(text)
+def index_text(data: bytes) -> IndexResult:
+    """Count every keyword of the UTF-8 text ``data`` in this node's own slot.
+
+    Raises ``UnicodeDecodeError`` (and counts nothing) if ``data`` is not UTF-8.
+    """
+    if len(data) >= TOKENIZE_IN_CHILD_FROM and (children := _tokenizer_processes()) is not None:
+        token_count, keys, amounts = children.count(data)
+    else:
+        token_count, keys, amounts = count_as_arrays(keywords(), data)
     node = _node()
     require_ready()
     if node.writes_held is not None:
@@ -299,16 +338,14 @@ def index_text(text: str) -> IndexResult:
         node.writes_in_flight += 1
     try:
         if node.wal is None:
-            node.store.increment(settings.COUNTER_NODE_ID, per_key)
-        elif per_key:
-            keys = np.fromiter(per_key.keys(), dtype=np.uint64, count=len(per_key))
-            amounts = np.fromiter(per_key.values(), dtype=np.uint64, count=len(per_key))
+            node.store.increment_arrays(settings.COUNTER_NODE_ID, keys, amounts)
+        elif len(keys):
             node.wal.append(settings.COUNTER_NODE_ID, keys, amounts, _apply_logged)
     finally:
         with node.writes_cond:
             node.writes_in_flight -= 1
             node.writes_cond.notify_all()
-    return IndexResult(tokens=token_count, keywords=len(per_key))
+    return IndexResult(tokens=token_count, keywords=len(keys))
 
 
 def _apply_logged(lsn: int, slot: int, keys: KeyArray, amounts: KeyArray) -> None:

@@ -68,13 +68,11 @@ class KeywordsView(APIView):
     def post(self, request: Request) -> Response:
         body = read_body(request, settings.COUNTER_MAX_BODY_BYTES, "COUNTER_MAX_BODY_BYTES")
         try:
-            text = body.decode("utf-8")
+            result = services.index_text(body)
         except UnicodeDecodeError as error:
             raise InvalidText(
                 f"Request body is not valid UTF-8 (byte {error.start}: {error.reason}); nothing was counted."
             ) from None
-        try:
-            result = services.index_text(text)
         except services.WritesClosed:
             raise ServiceUnavailable from None
         return Response({"tokens": result.tokens, "keywords": result.keywords})

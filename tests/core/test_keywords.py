@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from storage_app.core.keywords import (
     Keywords,
+    count_words,
     crc_extension_in_use,
     go_lower,
     keyword_key,
@@ -85,6 +88,35 @@ def test_ascii_fast_path_agrees_with_the_unicode_path(text: str) -> None:
 
 
 @given(st.text())
+def test_counting_agrees_with_the_reference_tokenizer(text: str) -> None:
+    tokens, occurrences = count_words(text.encode("utf-8"))
+    expected = Counter(word.encode("utf-8") for word in tokenize_words(text))
+    assert (tokens, occurrences) == (sum(expected.values()), expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Don't 'quoted' o''clock rock'n'roll 1'2 a'1",
+        "naïve—café CAFÉ ΟΔΟΣ. ΟΔΟΣ'S İstanbul Don’t x\u00a0y z\u2003w",
+        "cafe\u0301 e\u0301\u0301 \u0301x a<\u0338b",
+        "tab\tnew\nline\x1fcontrol\x00nul",
+    ],
+)
+def test_counting_agrees_on_tricky_text(text: str) -> None:
+    tokens, occurrences = count_words(text.encode("utf-8"))
+    assert tokens == len(tokenize_words(text))
+    assert occurrences == Counter(word.encode("utf-8") for word in tokenize_words(text))
+
+
+def test_counting_refuses_text_that_is_not_utf8() -> None:
+    with pytest.raises(UnicodeDecodeError):
+        Keywords("words").count(b"caf\xe9")
+    with pytest.raises(UnicodeDecodeError):
+        Keywords("fields").count(b"caf\xe9")
+
+
+@given(st.text())
 def test_tokens_are_non_empty_and_already_normalised(text: str) -> None:
     words = tokenize_words(text)
     assert all(word and normalize_keyword(word) == word for word in words)
@@ -93,7 +125,7 @@ def test_tokens_are_non_empty_and_already_normalised(text: str) -> None:
 
 
 def test_count_returns_tokens_and_occurrences_per_key() -> None:
-    tokens, per_key = Keywords("words").count("the cat and THE dog")
+    tokens, per_key = Keywords("words").count(b"the cat and THE dog")
     assert tokens == 5
     assert per_key[keyword_key("the")] == 2
     assert sum(per_key.values()) == 5

@@ -36,8 +36,10 @@ def test_counter_app_files_decode_to_the_documented_counts(name: str) -> None:
 
 def test_counter_app_tokenizing_of_the_seed_texts_gives_the_same_keys() -> None:
     fields = Keywords("fields")
-    _, first = fields.count("The quick brown fox jumps over the lazy dog. The dog sleeps; the FOX runs! Ünïcödé straße")
-    _, second = fields.count("the fox and the hound, the end")
+    _, first = fields.count(
+        "The quick brown fox jumps over the lazy dog. The dog sleeps; the FOX runs! Ünïcödé straße".encode()
+    )
+    _, second = fields.count(b"the fox and the hound, the end")
     keys, _ = decode_legacy_file((SEED_DATA / "base0").read_bytes())
     assert set(first) | set(second) == set(keys.tolist())
 

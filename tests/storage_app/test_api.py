@@ -67,12 +67,21 @@ def test_fields_tokenizer_counts_like_counter_app(public_client: PortClient, set
     assert public_client.get("/keywords/and/or").json() == {"key": "and/or", "count": 1}
 
 
-def test_invalid_utf8_is_a_400_in_json_and_counts_nothing(public_client: PortClient) -> None:
-    response = post_text(public_client, b"valid words then \xff\xfe")
+# 10,000 repeats make the body large enough for a tokenizer process.
+@pytest.mark.parametrize("repeat", [1, 10_000])
+def test_invalid_utf8_is_a_400_in_json_and_counts_nothing(public_client: PortClient, repeat: int) -> None:
+    response = post_text(public_client, b"valid words " * repeat + b"then \xff\xfe")
     assert response.status_code == 400
     body = response.json()
-    assert body["code"] == "invalid_utf8" and "UTF-8" in body["detail"]
+    assert body["code"] == "invalid_utf8" and f"byte {12 * repeat + 5}" in body["detail"]
     assert counts(public_client, "valid", "words") == [0, 0]
+
+
+def test_a_large_text_is_counted_exactly(public_client: PortClient) -> None:
+    assert services.TOKENIZE_IN_CHILD_FROM < 200_000
+    text = "Alpha beta, BETA gamma! Don’t stop. " * 5_000
+    assert post_text(public_client, text).json() == {"tokens": 30_000, "keywords": 5}
+    assert counts(public_client, "alpha", "beta", "gamma", "don't", "stop") == [5_000, 10_000, 5_000, 5_000, 5_000]
 
 
 def test_a_body_over_the_limit_is_a_413_and_counts_nothing(public_client: PortClient, settings: Any) -> None:

@@ -34,7 +34,7 @@ def test_replay_after_snapshots_taken_during_writes_counts_nothing_twice() -> No
     def writer(offset: int) -> None:
         for round_number in range(150):
             text = " ".join(words[(offset + round_number + k) % len(words)] for k in range(5))
-            services.index_text(text)
+            services.index_text(text.encode())
             with lock:
                 expected.update(text.split())
 
@@ -56,11 +56,11 @@ def test_replay_after_snapshots_taken_during_writes_counts_nothing_twice() -> No
 
 
 def test_a_damaged_snapshot_falls_back_to_the_previous_one_and_the_log(settings: Any) -> None:
-    services.index_text("alpha beta")
+    services.index_text(b"alpha beta")
     services.dump_snapshot(force=True)
-    services.index_text("alpha gamma")
+    services.index_text(b"alpha gamma")
     services.dump_snapshot(force=True)
-    services.index_text("alpha")
+    services.index_text(b"alpha")
     current = settings.COUNTER.snapshot_path
     assert settings.COUNTER.previous_snapshot_path.exists()
     damaged = bytearray(current.read_bytes())
@@ -71,21 +71,21 @@ def test_a_damaged_snapshot_falls_back_to_the_previous_one_and_the_log(settings:
 
 
 def test_a_torn_log_tail_is_cut_off_and_the_rest_recovered(settings: Any) -> None:
-    services.index_text("one")
-    services.index_text("two")
+    services.index_text(b"one")
+    services.index_text(b"two")
     _first, segment = list_segments(settings.COUNTER.wal_dir)[-1]
     with open(segment, "r+b") as handle:
         handle.truncate(segment.stat().st_size - 3)  # the last record, cut short by a crash
     crash_and_recover()
     assert counts(["one", "two"]) == {"one": 1, "two": 0}
-    services.index_text("two")
+    services.index_text(b"two")
     crash_and_recover()
     assert counts(["one", "two"]) == {"one": 1, "two": 1}
 
 
 def test_a_damaged_record_in_the_middle_of_the_log_stops_recovery(settings: Any) -> None:
     for word in ("one", "two", "three"):
-        services.index_text(word)
+        services.index_text(word.encode())
     _first, segment = list_segments(settings.COUNTER.wal_dir)[-1]
     data = bytearray(segment.read_bytes())
     data[30] ^= 0xFF
@@ -126,7 +126,7 @@ def test_readyz_is_503_until_recovery_is_done(public_client: PortClient) -> None
 
 
 def test_nothing_is_dumped_before_recovery_finished(settings: Any) -> None:
-    services.index_text("kept")
+    services.index_text(b"kept")
     services.dump_snapshot(force=True)
     before = settings.COUNTER.snapshot_path.read_bytes()
     services.reset_state()  # a worker whose recovery has not finished (or failed)
@@ -140,7 +140,7 @@ def test_checkpoints_remove_log_segments_older_than_the_previous_snapshot(settin
     wal.segment_bytes = 300  # roll every few records
     for round_number in range(3):
         for n in range(20):
-            services.index_text(f"word{n} round{round_number}")
+            services.index_text(f"word{n} round{round_number}".encode())
         services.dump_snapshot(force=True)
     segments = list_segments(settings.COUNTER.wal_dir)
     # The previous snapshot holds rounds 0 and 1 (records 1..40): the log before it is gone.
@@ -161,12 +161,12 @@ def test_a_node_on_a_wiped_disk_holds_writes_until_synced_even_across_restarts(s
     services.recover()
     assert services._node().writes_held is not None
     with pytest.raises(services.WritesHeld):
-        services.index_text("too early")
+        services.index_text(b"too early")
     services.shut_down_cleanly()
     crash_and_recover()
     assert services._node().writes_held is not None, "a restart before syncing must not forget the hold"
     assert services.release_writes() is True
-    services.index_text("now")
+    services.index_text(b"now")
     crash_and_recover()
     assert services._node().writes_held is None
     assert counts(["now", "too"]) == {"now": 1, "too": 0}
