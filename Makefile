@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint unit system-deps clean
+.PHONY: run test bench lint unit system-deps clean
 
 $(INSTALLED): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +20,22 @@ run: $(INSTALLED)
 test: $(INSTALLED) system-deps lint
 	$(PY) -m pytest
 
+## make bench: the performance suite against Redis, a bare Django view and itself
+## (installs redis-server, wrk and Go through apt; about 20 minutes); writes
+## docs/BENCHMARKS.md and docs/scaling.png.
+bench: $(INSTALLED) system-deps
+	$(PY) -m bench.perf
+
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-## Chromium renders the browsable API and Swagger UI in the page tests.
+## Chromium renders the browsable API and Swagger UI in the page tests; Redis and
+## wrk serve the benchmarks' smoke run.
 system-deps:
 	@bash deploy/install-system-deps.sh
+	@bash bench/install-deps.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis data

@@ -301,6 +301,8 @@ def start_recovery() -> None:
 
     def run() -> None:
         try:
+            # The tokenizer processes start beside the recovery, not on the first large text.
+            _tokenizer_processes()
             recover()
         except Exception as error:  # noqa: BLE001 - any failure here must stop the node, loudly
             logger.critical("cannot start: %s", error)
@@ -371,12 +373,7 @@ def replica() -> Replica:
 
 def wait_for_change(since: int, timeout: float) -> int:
     """Return the store's sequence as soon as it passes ``since``, or after ``timeout`` seconds."""
-    store = get_store()
-    deadline = time.monotonic() + timeout
-    while (sequence := store.sequence) <= since and time.monotonic() < deadline:
-        # A short poll keeps the store free of wake-up plumbing; runsync holds one such request.
-        time.sleep(0.005)
-    return sequence
+    return get_store().wait_for_change(since, timeout)
 
 
 def set_peer_report(report: dict[str, Any]) -> None:

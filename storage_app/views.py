@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -11,6 +12,7 @@ from rest_framework.views import APIView
 
 from counter_site.exceptions import InvalidText, ServiceUnavailable
 from counter_site.http import read_body
+from counter_site.plain_json import PlainJSONReads, query_values
 from storage_app import services
 from storage_app.parsers import PlainTextParser
 from storage_app.serializers import ErrorSerializer, IndexResultSerializer, OccurrenceSerializer
@@ -20,7 +22,7 @@ def _occurrences(pairs: list[tuple[str, int]]) -> list[dict[str, object]]:
     return [{"key": keyword, "count": count} for keyword, count in pairs]
 
 
-class KeywordsView(APIView):
+class KeywordsView(PlainJSONReads, APIView):
     """Count the keywords of a text (POST) or read the counts of keywords (GET)."""
 
     parser_classes = [PlainTextParser]
@@ -42,8 +44,11 @@ class KeywordsView(APIView):
         examples=[OpenApiExample("Two keywords", value=[{"key": "fox", "count": 3}, {"key": "cat", "count": 0}])],
     )
     def get(self, request: Request) -> Response:
+        return Response(self.read(request))
+
+    def read(self, request: HttpRequest | Request) -> list[dict[str, object]]:
         services.require_ready()
-        return Response(_occurrences(services.lookup(request.query_params.getlist("keywords"))))
+        return _occurrences(services.lookup(query_values(request, "keywords")))
 
     @extend_schema(
         operation_id="keywords_index",
@@ -78,7 +83,7 @@ class KeywordsView(APIView):
         return Response({"tokens": result.tokens, "keywords": result.keywords})
 
 
-class KeywordDetailView(APIView):
+class KeywordDetailView(PlainJSONReads, APIView):
     """The count of one keyword."""
 
     @extend_schema(
@@ -87,8 +92,11 @@ class KeywordDetailView(APIView):
         responses={200: OccurrenceSerializer},
     )
     def get(self, request: Request, keyword: str) -> Response:
+        return Response(self.read(request, keyword))
+
+    def read(self, request: HttpRequest | Request, keyword: str) -> dict[str, object]:
         services.require_ready()
-        return Response(_occurrences(services.lookup([keyword]))[0])
+        return _occurrences(services.lookup([keyword]))[0]
 
 
 class ClusterView(APIView):

@@ -6,17 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
-def run_benchmark(module: str, *arguments: str) -> str:
+def run_benchmark(module: str, *arguments: str, timeout: float = 300) -> str:
     """Run ``python -m bench.<module> ARGUMENTS``; return its standard output."""
     result = subprocess.run(
         [sys.executable, "-m", f"bench.{module}", *arguments],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
@@ -48,3 +50,22 @@ def test_durability_benchmark_runs() -> None:
         "1",
     )
     assert "fsync always" in output and "restart until /readyz" in output
+
+
+@pytest.mark.timeout(900)
+def test_performance_suite_runs_end_to_end(tmp_path: Path) -> None:
+    report, picture = tmp_path / "BENCHMARKS.md", tmp_path / "scaling.png"
+    report.write_text("# Benchmarks\n\nOlder sections stay.\n")
+    output = run_benchmark("perf", "--smoke", "--skip-go", "--output", str(report), "--plot", str(picture), timeout=600)
+    text = report.read_text()
+    for heading in (
+        "### 1. Indexing",
+        "### 2. Reads",
+        "### 3. Memory",
+        "### 4. Snapshot and start-up",
+        "### 5. Scaling",
+    ):
+        assert heading in text and heading in output
+    assert "Older sections stay." in text
+    assert "were identical" in text  # Counter's and Redis's counts were compared
+    assert picture.read_bytes().startswith(b"\x89PNG")

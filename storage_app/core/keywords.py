@@ -215,4 +215,5 @@ class Keywords:
 
     def keys_of(self, keywords: Iterable[str]) -> list[int]:
         """``key_of`` for each keyword, in order."""
-        return [self.key_of(keyword) for keyword in keywords]
+        normalize = self._normalize
+        return [_crc64_go_iso(normalize(keyword).encode("utf-8")) for keyword in keywords]

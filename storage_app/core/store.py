@@ -109,6 +109,8 @@ class GCounterStore:
         self.max_slots = max_slots
         self.incarnation = secrets.randbits(64) | 1
         self._lock = threading.Lock()
+        # Waiters for a new change; notified under the store's own lock by _record.
+        self._changed = threading.Condition(self._lock)
         self._keys: KeyArray = _EMPTY_KEYS
         self._slots: SlotArray = np.zeros((0, 0), dtype=np.uint64)
         self._pending: dict[int, list[int]] = {}
@@ -230,6 +232,12 @@ class GCounterStore:
         with self._lock:
             return self._sequence
 
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        """The sequence as soon as it passes ``since``, or after ``timeout`` seconds."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._sequence > since, timeout)
+            return self._sequence
+
     def changes_since(self, cursor: int, max_keys: int, exclude_origin: int | None = None) -> ChangeSet | None:
         """Keys changed after sequence ``cursor``, at most about ``max_keys`` of them.
 
@@ -344,6 +352,7 @@ class GCounterStore:
         if len(changed_keys) == 0:
             return
         self._sequence += 1
+        self._changed.notify_all()
         self._digest_cache = None
         self._journal_sequences.append(self._sequence)
         self._journal_batches.append(changed_keys)

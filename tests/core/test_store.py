@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -184,3 +185,18 @@ def test_a_count_saturates_instead_of_wrapping() -> None:
     store.increment(0, {3: 7})
     assert store.slots_of(3) == [(1 << 64) - 1]
     assert len(list(store.export_chunks())) >= 1
+
+
+def test_wait_for_change_wakes_on_a_change_and_otherwise_times_out() -> None:
+    store = GCounterStore()
+    store.increment(0, {1: 1})
+    assert store.wait_for_change(0, timeout=30) == 1  # already past: no wait
+    started = time.monotonic()
+    assert store.wait_for_change(1, timeout=0.05) == 1
+    assert time.monotonic() - started >= 0.05
+    writer = threading.Timer(0.05, lambda: store.increment(0, {2: 1}))
+    writer.start()
+    started = time.monotonic()
+    assert store.wait_for_change(1, timeout=30) == 2
+    assert time.monotonic() - started < 10  # woken by the write, not by the timeout
+    writer.join()

@@ -96,6 +96,13 @@ class Command(BaseCommand):
         self.write_token(config, token)
         python_path = os.pathsep.join(filter(None, [str(PROJECT_DIR), os.environ.get("PYTHONPATH")]))
         self.env = {
+            # glibc raises its mmap threshold after the first large free, and from then
+            # on keeps the store's freed temporaries (a bulk merge copies whole arrays)
+            # in its heap for good: a fixed threshold hands them back to the system, and
+            # two arenas keep eight threads from holding eight heaps. An operator's own
+            # values win.
+            "MALLOC_MMAP_THRESHOLD_": "131072",
+            "MALLOC_ARENA_MAX": "2",
             **os.environ,
             "COUNTER_INTERNAL_TOKEN": token,
             "PYTHONUNBUFFERED": "1",
