@@ -114,12 +114,33 @@ def ratio_text(ours: Figure, theirs: Figure) -> str:
     return f"{ours.median / theirs.median:.2f} (per round: {per_round:.2f})"
 
 
-def progress(message: str) -> None:
-    """One line per step on stderr; on a terminal the step replaces the previous one."""
-    if sys.stderr.isatty():
-        print(f"\r\033[K{message}", end="", file=sys.stderr, flush=True)
-    else:
-        print(message, file=sys.stderr, flush=True)
+class Progress:
+    """A progress bar over the suite's steps on a terminal; one line per step otherwise."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self.total = 1
+        self.done = 0
+
+    def plan(self, sizes: Sizes, measure_go: bool) -> None:
+        """Count the steps ``main`` will announce, so the bar knows its end."""
+        per_round = 4 + 1 + 1 + 2  # indexing (4), reads, dump, two restarts
+        scaling = len(sizes.scaling_keys) * (1 + sizes.runs + 1)
+        self.total = 1 + sizes.runs * per_round + 1 + 1 + scaling + int(measure_go) + 1
+        self.done = 0
+
+    def __call__(self, message: str) -> None:
+        self.done = min(self.done + 1, self.total)
+        if sys.stderr.isatty():
+            filled = self.WIDTH * self.done // self.total
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            print(f"\r\033[K[{bar}] {self.done}/{self.total} {message}", end="", file=sys.stderr, flush=True)
+        else:
+            print(f"[{self.done}/{self.total}] {message}", file=sys.stderr, flush=True)
+
+
+progress = Progress()
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -758,11 +779,12 @@ def main() -> None:
             raise SystemExit(f"{tool} is missing: run `bash bench/install-deps.sh` (as root) first")
 
     results = Results(machine=machine())
+    progress.plan(sizes, measure_go=not options.skip_go)
+    progress("building the corpus from Debian packages" if not options.smoke else "reading the smoke corpus")
     if options.smoke:
         corpus = sample_corpus(sizes.corpus_bytes or 0)
         results.corpus = {"description": f"{len(corpus):,} bytes of this repository's Markdown (smoke run)"}
     else:
-        progress("building the corpus from Debian packages")
         corpus_path = build_corpus(options.corpus_dir)
         corpus = corpus_path.read_bytes()
         manifest = json.loads((options.corpus_dir / "corpus.json").read_text())
@@ -779,6 +801,8 @@ def main() -> None:
         measure_indexing(results, workdir, chunks, small, sizes)
         measure_memory_and_snapshots(results, workdir, sizes)
         measure_scaling(results, workdir, scaling_chunks, words, sizes)
+        if not options.skip_go:
+            progress("counter-app's Go map: installing Go if needed, measuring")
         go = None if options.skip_go else measure_go_map(sizes.memory_keys, 3)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -97,6 +97,15 @@ class MergeResult:
     added: int
 
 
+def _locate_in(sorted_keys: KeyArray, keys: KeyArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+    """Row index of each of ``keys`` in ``sorted_keys``, and whether it is really there."""
+    count = len(sorted_keys)
+    if count == 0:
+        return np.zeros(len(keys), dtype=np.intp), np.zeros(len(keys), dtype=np.bool_)
+    rows = np.minimum(np.searchsorted(sorted_keys, keys), count - 1)
+    return rows, sorted_keys[rows] == keys
+
+
 def as_key_array(keys: Sequence[int] | KeyArray) -> KeyArray:
     """Keys as a uint64 array (Python ints must be in [0, 2**64))."""
     return np.asarray(keys, dtype=np.uint64).reshape(-1)
@@ -177,9 +186,15 @@ class GCounterStore:
             return []
         query = as_key_array(keys)
         with self._lock:
-            rows, found = self._locate(query)
-            found_rows = self._slots[rows[found]].tolist()
+            # Only the references are taken under the lock: numpy lets go of the
+            # interpreter lock inside searchsorted, and a thread that holds the store's
+            # lock while it waits to get the interpreter back stalls every other
+            # request. Writers replace these arrays or change single elements in
+            # place, so the read sees each slot as it was before or after a write.
+            sorted_keys, slots = self._keys, self._slots
             pending_totals = [sum(self._pending.get(key, ())) for key in keys] if self._pending else None
+        rows, found = _locate_in(sorted_keys, query)
+        found_rows = slots[rows[found]].tolist()
         # Sums in Python ints: a sum of uint64 slots may not fit in 64 bits.
         next_found = iter(found_rows)
         return [
@@ -397,11 +412,7 @@ class GCounterStore:
 
     def _locate(self, keys: KeyArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
         """Row index of each key in the arrays, and whether it is really there."""
-        count = len(self._keys)
-        if count == 0:
-            return np.zeros(len(keys), dtype=np.intp), np.zeros(len(keys), dtype=np.bool_)
-        rows = np.minimum(np.searchsorted(self._keys, keys), count - 1)
-        return rows, self._keys[rows] == keys
+        return _locate_in(self._keys, keys)
 
     def _pending_limit(self) -> int:
         return max(_PENDING_MIN, min(len(self._keys) // 32, _PENDING_MAX))

@@ -3,7 +3,7 @@
 The node's store lives in one process, and Python runs one thread at a time
 in a process, so tokenizing in the request threads would leave every other core
 idle. ``TokenizerProcesses`` keeps a few child processes
-(``python -m storage_app.core.tokenizer_processes TOKENIZER``), each counting one
+(``python -m storage_app.core.tokenizer_child TOKENIZER``), each counting one
 text at a time; a request thread hands a text to an idle child over a pipe and
 waits for its keys and counts without holding the interpreter lock.
 
@@ -23,14 +23,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import signal
 import struct
 import subprocess
 import sys
 import threading
-from array import array
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO
 
 import numpy as np
 
@@ -40,8 +38,6 @@ from storage_app.core.store import KeyArray
 logger = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct("<Q")
-_COUNTED = struct.Struct("<BQQ")
-_INVALID = struct.Struct("<BQQQ")
 _PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
@@ -62,7 +58,7 @@ class _Child:
 
     def __init__(self, tokenizer: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "storage_app.core.tokenizer_processes", tokenizer],
+            [sys.executable, "-m", "storage_app.core.tokenizer_child", tokenizer],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=_PROJECT_DIR,
@@ -167,34 +163,3 @@ class TokenizerProcesses:
         for _ in children:
             self._idle.get().stop()  # type: ignore[union-attr]
         self._idle.put(None)
-
-
-def serve(tokenizer: str, requests: BinaryIO, replies: BinaryIO) -> None:
-    """The child's loop: answer each request until end of input."""
-    keywords = Keywords(tokenizer)
-    while True:
-        header = requests.read(_LENGTH.size)
-        if len(header) < _LENGTH.size:
-            return
-        (length,) = _LENGTH.unpack(header)
-        data = requests.read(length)
-        if len(data) < length:
-            return
-        try:
-            tokens, per_key = keywords.count(data)
-        except UnicodeDecodeError as error:
-            reason = error.reason.encode("utf-8")
-            replies.write(_INVALID.pack(1, error.start, error.end, len(reason)) + reason)
-        else:
-            replies.write(_COUNTED.pack(0, tokens, len(per_key)))
-            replies.write(array("Q", per_key.keys()).tobytes())
-            replies.write(array("Q", per_key.values()).tobytes())
-        replies.flush()
-
-
-if __name__ == "__main__":
-    # The node stops its children by closing their input; Ctrl-C is for the node.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.byteorder != "little":
-        raise SystemExit("tokenizer processes speak little-endian")
-    serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)

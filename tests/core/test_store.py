@@ -200,3 +200,28 @@ def test_wait_for_change_wakes_on_a_change_and_otherwise_times_out() -> None:
     assert store.wait_for_change(1, timeout=30) == 2
     assert time.monotonic() - started < 10  # woken by the write, not by the timeout
     writer.join()
+
+
+def test_reads_during_writes_never_go_backwards_and_end_exact() -> None:
+    # Reads take only references under the lock; every total they see must be one a write produced.
+    store = GCounterStore()
+    keys = list(range(1, 2001))
+    done = threading.Event()
+
+    def write() -> None:
+        for _ in range(200):
+            store.increment(0, dict.fromkeys(keys, 1))  # new keys go pending, then compact into the arrays
+            store.merge(
+                np.array(keys[:10], dtype=np.uint64), np.tile(np.array([0, 7], dtype=np.uint64), (10, 1)), origin=1
+            )
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    last = [0, 0, 0]
+    while not done.is_set():
+        seen = store.read([1, 500, 2000])
+        assert all(now >= before for now, before in zip(seen, last, strict=True)), (seen, last)
+        last = seen
+    writer.join()
+    assert store.read([1, 500, 2000]) == [207, 200, 200]
