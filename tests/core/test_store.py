@@ -95,6 +95,19 @@ def test_increments_touch_only_their_slot_and_reads_sum_the_slots(ops: list[tupl
     assert len(store) == len(expected)
 
 
+@given(ROWS, st.lists(KEYS | U64, min_size=1, max_size=12))
+def test_a_few_keys_read_the_same_as_many(rows: list[tuple[int, list[int]]], extra: list[int]) -> None:
+    # Up to _FEW_KEYS keys take a pure-Python path; more take numpy's. Half the rows stay pending.
+    store = GCounterStore()
+    store.merge(*as_arrays(rows[: len(rows) // 2]))
+    store._compact()
+    for key, slots in rows[len(rows) // 2 :]:
+        store.merge(*as_arrays([(key, slots)]))
+    keys = [key for key, _ in rows] + extra
+    many = store.read(keys + [0] * max(0, store_module._FEW_KEYS + 1 - len(keys)))[: len(keys)]
+    assert many == [store.read([key])[0] for key in keys]
+
+
 def test_reads_of_unknown_keys_are_zero_and_keep_order_and_duplicates() -> None:
     store = GCounterStore()
     store.increment(0, {5: 2, 9: 1})
