@@ -37,6 +37,8 @@ STILL_DOWN_LOG_EVERY = 60.0
 NATIVE_PROBE_EVERY = 60.0
 MIN_ROUND_GAP = 0.01
 REPORT_EVERY = 0.5
+# At most this many seconds apart, the watcher's long polls of a node that keeps changing.
+WATCH_GAP = 0.01
 
 
 class PeerLink:
@@ -266,6 +268,9 @@ class Command(LoopCommand):
                 with self.changed:
                     self.generation += 1
                     self.changed.notify_all()
+                # The node answers the long poll on every write; under a steady stream of
+                # writes one wake-up per WATCH_GAP carries them all to the seeds' threads.
+                self.stopping.wait(WATCH_GAP)
 
     def peer_loop(self, link: PeerLink, interval: float) -> None:
         """Rounds with one seed: on each change, at least every ``interval``, one last after the stop."""
