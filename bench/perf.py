@@ -61,7 +61,7 @@ from bench.corpus import build_corpus, iter_chunks, sample_corpus  # noqa: E402
 from bench.go_map_memory import estimate_go_map_bytes_per_key, measure_go_map  # noqa: E402
 from bench.sync_bench import Writer, cluster, preload, totals  # noqa: E402
 from storage_app.core.keywords import Keywords  # noqa: E402
-from tests.cluster.nodes import Node, crash, descendants, free_port, wait_until  # noqa: E402
+from tests.cluster.nodes import Node, crash, descendants, free_port, start_all, wait_until  # noqa: E402
 
 CLIENTS = 4
 THREADS = 8  # COUNTER_THREADS' default; the bare view gets the same
@@ -192,11 +192,7 @@ def start_node(workdir: Path, name: str, node_id: int = 0, **env: str) -> Node:
 def running(*nodes: Node) -> Iterator[None]:
     """Start ``nodes`` together, wait until they serve, and stop them whatever happens."""
     try:
-        for node in nodes:
-            node.start(wait=False)
-        for node in nodes:
-            node.wait_ready()
-            node.wait_writable()
+        start_all(list(nodes))
         yield
     finally:
         for node in nodes:
@@ -375,6 +371,12 @@ def internal_dump(node: Node, force: bool = True) -> dict[str, Any]:
     return result
 
 
+def load_keys(node: Node, keys: int) -> None:
+    """Send ``keys`` new keys with 3 slots through the node's sync port; return once it holds them all."""
+    preload(node, keys)
+    wait_until(lambda: cluster(node)["node"]["keys"] >= keys, 600, f"node {node.node_id} to hold every key", 0.2)
+
+
 def serve_ordinary_requests(node: Node, count: int = 200) -> None:
     """Small requests on new connections, so every gunicorn thread serves one after a bulk load.
 
@@ -501,15 +503,13 @@ def measure_memory_and_snapshots(results: Results, workdir: Path, sizes: Sizes) 
             worker = gunicorn_worker(loaded)
             before = memory_status(worker, "VmRSS")
             progress(f"memory: loading {keys:,} keys x 3 slots through the sync port, {run + 1}/{sizes.runs}")
-            preload(loaded, keys)
-            wait_until(lambda: cluster(loaded)["node"]["keys"] >= keys, 600, "every key", interval=0.2)  # noqa: B023
+            load_keys(loaded, keys)
             results.figure("memory_right_after_load").values.append((memory_status(worker, "VmRSS") - before) / keys)
             serve_ordinary_requests(loaded)
             results.figure("memory_per_key").values.append((memory_status(worker, "VmRSS") - before) / keys)
     with running(node):
         worker = gunicorn_worker(node)
-        preload(node, keys)
-        wait_until(lambda: cluster(node)["node"]["keys"] >= keys, 600, "the node to hold every key", interval=0.2)
+        load_keys(node, keys)
         for run in range(sizes.runs):
             progress(f"snapshots: dump {run + 1}/{sizes.runs}")
             reset_peak_memory(worker)
@@ -549,8 +549,7 @@ def measure_scaling(results: Results, workdir: Path, chunks: list[bytes], words:
             worker = gunicorn_worker(node)
             empty = memory_status(worker, "VmRSS")
             progress(f"scaling at {size:,} keys: loading")
-            preload(node, size)
-            wait_until(lambda: cluster(node)["node"]["keys"] >= size, 600, "the keys", interval=0.2)  # noqa: B023
+            load_keys(node, size)
             rss = memory_status(worker, "VmRSS")
             row: dict[str, Any] = {"keys": size, "rss_mb": rss / 2**20, "bytes_per_key": (rss - empty) / size}
             indexing, reads, reads100, exchange_bytes, exchange_cpu = Figure(), Figure(), Figure(), Figure(), Figure()

@@ -39,7 +39,7 @@ from storage_app.core.snapshot import decode_snapshot  # noqa: E402
 from storage_app.core.store import StoreChunk  # noqa: E402
 from sync_app.core.legacy_protocol import encode_legacy_sync  # noqa: E402
 from sync_app.core.protocol import CONTENT_TYPE, Hello, Kind, Message, Rows, encode  # noqa: E402
-from tests.cluster.nodes import Node, connect, wait_until  # noqa: E402
+from tests.cluster.nodes import Node, connect, start_all, wait_until  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -148,11 +148,7 @@ def main() -> None:
     connect(nodes)
     newcomer: Node | None = None
     try:
-        for node in nodes:
-            node.start(wait=False)
-        for node in nodes:
-            node.wait_ready()
-            node.wait_writable()
+        start_all(nodes)
         print(f"loading {options.keys:,} keys into node 0 ...", file=sys.stderr)
         started = time.monotonic()
         preload(nodes[0], options.keys)
