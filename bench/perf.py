@@ -749,6 +749,14 @@ def plot(results: Results, path: Path) -> None:
     throughput.plot(
         keys, [row["indexing_tps"].median / 1e6 for row in results.scaling], "o-", label="indexing, M tokens/s"
     )
+    throughput.plot(
+        keys,
+        [row["indexing_paused_tps"].median / 1e6 for row in results.scaling],
+        "o--",
+        color="tab:blue",
+        alpha=0.5,
+        label="indexing, snapshots paused",
+    )
     throughput.plot(keys, [row["read100_lps"].median / 1e5 for row in results.scaling], "s-", label="lookups, 100k/s")
     throughput.plot(
         keys, [row["read_rps"].median / 1e3 for row in results.scaling], "^-", label="reads of 1 keyword, k/s"
