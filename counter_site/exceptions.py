@@ -15,19 +15,23 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from storage_app.core.errors import BadSyncPayload, CounterError, TooManySlots
+from storage_app.core.errors import BadSyncPayload, CounterError, SnapshotCorrupt, SnapshotForeign, TooManySlots
 from storage_app.core.wal import LogWriteFailed
 from sync_app.core.protocol import ProtocolError, UnsupportedVersion
-from sync_app.core.replication import PeerRefused
+from sync_app.core.replication import DuplicateNodeId, OwnAddress, PeerRefused
 
 logger = logging.getLogger(__name__)
 
 _STATUS_OF: dict[type[CounterError], int] = {
     BadSyncPayload: status.HTTP_400_BAD_REQUEST,
     TooManySlots: status.HTTP_400_BAD_REQUEST,
+    SnapshotCorrupt: status.HTTP_400_BAD_REQUEST,  # a body in snapshot format (loadstate's) that is damaged
+    SnapshotForeign: status.HTTP_400_BAD_REQUEST,
     ProtocolError: status.HTTP_400_BAD_REQUEST,
     UnsupportedVersion: status.HTTP_400_BAD_REQUEST,
     PeerRefused: status.HTTP_409_CONFLICT,
+    DuplicateNodeId: status.HTTP_409_CONFLICT,
+    OwnAddress: status.HTTP_409_CONFLICT,
 }
 
 
@@ -63,16 +67,10 @@ class ServiceUnavailable(APIException):
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus the core's errors, plus a ``code`` in every body."""
-    from storage_app.services import NotReady, WritesHeld
+    from storage_app.services import NotReady
 
     if isinstance(exc, NotReady):
         exc = NotReadyYet()
-    if isinstance(exc, WritesHeld):
-        exc = ServiceUnavailable(
-            f"This node is recovering its own counts from its seeds before it counts again ({exc}); "
-            "retry shortly, or write to another node. Nothing was counted.",
-            code="writes_held",
-        )
     if isinstance(exc, LogWriteFailed):
         logger.error("refused a write: %s", exc)
         return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_507_INSUFFICIENT_STORAGE)

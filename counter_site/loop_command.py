@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from counter_site.node_client import NodeUnreachable
+from counter_site.node_client import NodeCommandFailed, NodeUnreachable
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class LoopCommand(BaseCommand):
             if options["once"]:
                 try:
                     self.stdout.write(self.run_once())
-                except NodeUnreachable as error:
+                except NodeCommandFailed as error:
                     raise CommandError(str(error)) from None
                 return
             stop_signals = {signal.SIGTERM, signal.SIGINT}

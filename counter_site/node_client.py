@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import requests
 
 from counter_site.config import NodeConfig
 from counter_site.internal_auth import TOKEN_HEADER
-from storage_app.core.snapshot import Snapshot, decode_snapshot
+from storage_app.core.snapshot import Snapshot, decode_snapshot, encode_snapshot
+from storage_app.core.store import StoreChunk
 
 
-class NodeUnreachable(Exception):
+class NodeCommandFailed(Exception):
+    """A request of the node's own commands to the node failed; the message says why and what to do."""
+
+
+class NodeUnreachable(NodeCommandFailed):
     """The node's sync port did not answer (not started yet, or stopped)."""
 
 
@@ -24,6 +30,7 @@ class NodeClient:
 
     def __init__(self, config: NodeConfig, token: str, timeout: float = 30.0) -> None:
         self.base_url = config.sync_base_url
+        self.node_id = config.node_id
         self.timeout = timeout
         self.session = requests.Session()
         self.session.headers[TOKEN_HEADER] = token
@@ -40,7 +47,7 @@ class NodeClient:
         except requests.Timeout:
             raise NodeUnreachable(f"node at {self.base_url} did not answer within {self.timeout} s") from None
         if response.status_code != 200:
-            raise RuntimeError(f"{method} {path} answered {response.status_code}: {response.text[:300]}")
+            raise NodeRefused(path, response)
         return response
 
     def fetch_state(self) -> Snapshot:
@@ -56,15 +63,37 @@ class NodeClient:
         """Ask the node to take no more client writes."""
         self._request("POST", "/internal/drain")
 
-    def push_legacy(self, body: bytes) -> dict[str, Any]:
-        """Merge a counter-app format body into the node."""
+    def load(self, chunks: Iterable[StoreChunk]) -> dict[str, Any]:
+        """Merge rows (ascending chunks, as ``GCounterStore.export_chunks`` gives) into the node, max per slot.
+
+        Returns how many keys it received, changed and added.
+        """
+        body = b"".join(encode_snapshot(chunks, node_id=self.node_id))
         result: dict[str, Any] = self._request(
-            "POST", "/sync", data=body, headers={"Content-Type": "application/json"}
+            "POST", "/internal/load", data=body, headers={"Content-Type": "application/octet-stream"}
         ).json()
         return result
 
     def close(self) -> None:
         self.session.close()
+
+
+class NodeRefused(NodeCommandFailed):
+    """The node answered an internal route with an error."""
+
+    def __init__(self, path: str, response: requests.Response) -> None:
+        try:
+            body = response.json()
+            detail = str(body.get("detail", body)) if isinstance(body, dict) else str(body)
+        except ValueError:
+            detail = response.text[:300]
+        if response.status_code in (401, 403):
+            detail += (
+                " (the internal token is made by runnode at each start and kept in COUNTER_DATA_DIR:"
+                " run this command with the node's own environment, on its machine)"
+            )
+        super().__init__(f"node answered {path} with {response.status_code}: {detail}")
+        self.status = response.status_code
 
 
 def node_client_from_settings(timeout: float = 30.0) -> NodeClient:

@@ -8,8 +8,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from counter_site.http import read_body
 from counter_site.internal_auth import IsLocalNodeCommand
 from storage_app import services
+from storage_app.core.snapshot import decode_snapshot
 
 
 class InternalView(APIView):
@@ -34,6 +36,16 @@ class DumpView(InternalView):
         return Response(
             {"written": result.written, "keys": result.keys, "bytes": result.size_bytes, "seconds": result.seconds}
         )
+
+
+@extend_schema(exclude=True)
+class LoadView(InternalView):
+    """POST rows in snapshot format (from loadstate): merge them, max per slot."""
+
+    def post(self, request: Request) -> Response:
+        snapshot = decode_snapshot(read_body(request, 1 << 40, "internal"))
+        result = services.merge_rows(snapshot.keys, snapshot.slots)
+        return Response({"received": result.received, "changed": result.changed, "added": result.added})
 
 
 @extend_schema(exclude=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,12 +18,15 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from django.conf import settings
 
 from storage_app.core.errors import SnapshotCorrupt
+from storage_app.core.files import write_file_atomically
 from storage_app.core.keywords import Keywords
+from storage_app.core.pending import PendingIncrements
 from storage_app.core.snapshot import (
     Snapshot,
     WrittenSnapshot,
@@ -32,7 +36,7 @@ from storage_app.core.snapshot import (
 )
 from storage_app.core.store import GCounterStore, KeyArray, MergeResult, SlotArray, StoreChunk
 from storage_app.core.tokenizer_processes import TokenizerProcesses, count_as_arrays
-from storage_app.core.wal import WriteAheadLog, list_segments, read_log
+from storage_app.core.wal import LogRecord, RecordKind, WriteAheadLog, list_segments, read_log
 from sync_app.core.replication import Replica
 
 logger = logging.getLogger(__name__)
@@ -60,10 +64,6 @@ class WritesClosed(Exception):
     """The node is draining for shutdown and accepts no more client writes."""
 
 
-class WritesHeld(Exception):
-    """Client writes wait until this node has recovered its own slot from its seeds."""
-
-
 class NotReady(Exception):
     """Recovery (snapshot load and log replay) has not finished yet."""
 
@@ -83,8 +83,18 @@ class _NodeState:
         self.peer_report: dict[str, Any] = {}
         self.ready = threading.Event()
         self.recovery_started = False
-        # Why client writes are held (None: they are not), see _hold_reason().
-        self.writes_held: str | None = None
+        # Why this node cannot yet prove its own slot complete (None: it can), see
+        # _unproven_reason(). While set, its own writes are held as pending increments.
+        self.unproven: str | None = None
+        self.unproven_since: float | None = None  # Unix time
+        self.pending = PendingIncrements()
+        # Taken by a fold (pending increments into the slot) and by reads that add pending
+        # increments, so that no read sees them both in the slot and pending.
+        self.fold_view_lock = threading.Lock()
+        self.fold_lock = threading.Lock()  # one fold at a time
+        self.folding = False  # new writes wait while a fold runs (under writes_cond)
+        # Address of each counter-app peer that pushed its full state to this process.
+        self.legacy_pushes: set[str] = set()
         self.wal: WriteAheadLog | None = None
         # Lowest log position of the current and the previous snapshot: the log
         # is kept from the previous one's on, so that either can be recovered from.
@@ -154,17 +164,17 @@ def keywords() -> Keywords:
     return Keywords(settings.COUNTER_TOKENIZER)
 
 
-def _load_newest_good_snapshot() -> Snapshot | None:
-    """The current snapshot, or the previous one if the current is damaged; None if there is none."""
+def _load_newest_good_snapshot() -> tuple[Snapshot | None, bool]:
+    """The current snapshot, or the previous one if the current is damaged (then True); None if there is none."""
     config = settings.COUNTER
     try:
-        return read_snapshot_file(config.snapshot_path, config.node_id)
+        return read_snapshot_file(config.snapshot_path, config.node_id), False
     except SnapshotCorrupt as error:
         previous = read_snapshot_file(config.previous_snapshot_path, config.node_id)
         if previous is None:
             raise
         logger.error("%s; recovering from the previous snapshot %s", error, config.previous_snapshot_path)
-        return previous
+        return previous, True
 
 
 def recover() -> None:
@@ -172,8 +182,10 @@ def recover() -> None:
 
     Replay is exact: a snapshot chunk records the last log record its rows hold,
     so each key gets the records after its own chunk's position, never one twice.
-    Raises ``SnapshotCorrupt``, ``SnapshotForeign`` or ``LogCorrupt`` (naming
-    the file and offset) instead of starting on damaged data.
+    Pending increments (never in a snapshot) come back from their log records,
+    unless a later fold record added them to the slot. Raises
+    ``SnapshotCorrupt``, ``SnapshotForeign`` or ``LogCorrupt`` (naming the file
+    and offset) instead of starting on damaged data.
     """
     config = settings.COUNTER
     node = _node()
@@ -182,7 +194,7 @@ def recover() -> None:
         # A snapshot whose writer was killed before its rename: never part of the state.
         logger.info("removing %s, left by an interrupted snapshot write", stale)
         stale.unlink(missing_ok=True)
-    snapshot = _load_newest_good_snapshot()
+    snapshot, fell_back = _load_newest_good_snapshot()
     store = node.store
     last_lsn = 0
     if snapshot is not None:
@@ -191,25 +203,39 @@ def recover() -> None:
         node.snapshot_lsns = [snapshot.log_position]
     had_state = snapshot is not None or bool(list_segments(config.wal_dir))
     replayed = 0
-    if config.wal:
-        for record in read_log(config.wal_dir):
+    # Read even with COUNTER_WAL=false: pending increments are always logged.
+    for record in read_log(config.wal_dir):
+        if record.kind == RecordKind.PENDING:
+            node.pending.add(record.keys, record.amounts, record.lsn)
+        else:
             keys, amounts = record.keys, record.amounts
             if snapshot is not None:
                 fresh = snapshot.lsn_of(keys) < np.uint64(record.lsn)
                 keys, amounts = keys[fresh], amounts[fresh]
             store.increment_arrays(record.slot, keys, amounts, lsn=record.lsn)
-            last_lsn = max(last_lsn, record.lsn)
-            replayed += 1
-        node.wal = WriteAheadLog(config.wal_dir, next_lsn=last_lsn + 1, fsync=config.fsync)
+            if record.kind == RecordKind.FOLD:
+                node.pending.clear()  # the fold record holds every pending increment before it
+        last_lsn = max(last_lsn, record.lsn)
+        replayed += 1
+    node.wal = WriteAheadLog(config.wal_dir, next_lsn=last_lsn + 1, fsync=config.fsync)
     store.increment_arrays(config.node_id, np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.uint64), last_lsn)
     node.dumped_sequence = store.sequence if replayed == 0 else -1
-    reason = _hold_reason(had_state)
-    if reason is not None and config.seeds:
-        node.writes_held = reason
-        logger.warning("holding client writes until every seed has been synced with: %s", reason)
-    elif reason is not None:
-        logger.info("%s, and no seeds to recover this node's counts from: starting as a new node", reason)
+    reason = _unproven_reason(had_state, fell_back)
+    if reason is None and len(node.pending):
+        reason = "its log holds pending increments that were never added to its slot"
+    if reason is not None:
+        node.unproven, node.unproven_since = reason, time.time()
+        if config.seeds:
+            logger.warning(
+                "this node cannot prove its own counts complete (%s): it takes writes as pending increments "
+                "(%d keys so far) and adds them to its slot once it has learned its slot from every seed",
+                reason,
+                len(node.pending),
+            )
     _write_run_state(clean=False)
+    if reason is not None and not config.seeds:
+        logger.info("%s, and no seeds to learn this node's counts from: starting as a new node", reason)
+        fold_pending()
     node.ready.set()
     logger.info(
         "recovered %d keys (%s) and %d log records in %.3f s",
@@ -232,47 +258,109 @@ def _run_state_path() -> Path:
     return Path(config.data_dir) / f"node-{config.node_id}.run-state"
 
 
-def _hold_reason(had_state: bool) -> str | None:
+def _unproven_reason(had_state: bool, fell_back: bool) -> str | None:
     """Why this node cannot prove its own slot is complete, or None if it can.
 
     Its slot may be higher on its peers than on its disk when the data directory
-    is new or wiped, when there is no record of the last stop, or when the
-    machine restarted after an unclean stop with COUNTER_FSYNC=interval (the
-    log's last second may be gone, though peers may already have it). Counting
-    on from a lower value would be swallowed by the peers' max-merge.
+    is new or wiped, when there is no record of the last stop, when it stopped
+    before it had learned its slot, when the snapshot that held what it learned
+    is damaged, or when an unclean stop may have taken increments its peers
+    already have (the log's last second after a machine restart with
+    COUNTER_FSYNC=interval; everything since the last snapshot with
+    COUNTER_WAL=false). Counting on from a lower value would be swallowed by
+    the peers' max-merge.
     """
+    config = settings.COUNTER
     if not had_state:
         return "no state on disk (a new or wiped data directory)"
     try:
         previous = json.loads(_run_state_path().read_text())
     except (OSError, ValueError):
         return "no record of how the node last stopped"
-    if previous.get("held"):
-        return "it stopped before it had synced with every seed, while it held writes"
-    if not previous.get("clean") and previous.get("boot_id") != _boot_id() and settings.COUNTER.fsync == "interval":
+    if previous.get("pending") or previous.get("held"):
+        return "it stopped before it had learned its slot from every seed"
+    if fell_back:
+        return "its newest snapshot is damaged, and the previous one may predate what it learned from its seeds"
+    if not previous.get("clean") and not config.wal:
+        return "it stopped uncleanly without a log (COUNTER_WAL=false): its counts since the last snapshot are gone"
+    if not previous.get("clean") and previous.get("boot_id") != _boot_id() and config.fsync == "interval":
         return "the machine restarted after an unclean stop: the log's last second may be lost"
     return None
 
 
 def _write_run_state(clean: bool) -> None:
-    """Record (durably) the boot, whether the node stopped cleanly, and whether writes are held."""
-    path = _run_state_path()
-    temporary = path.with_name(path.name + ".tmp")
-    held = _node().writes_held is not None
-    temporary.write_text(json.dumps({"boot_id": _boot_id(), "clean": clean, "held": held}))
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    """Record (durably) the boot, whether the node stopped cleanly, and whether it is still unproven."""
+    pending = _node().unproven is not None
+    write_file_atomically(
+        _run_state_path(), json.dumps({"boot_id": _boot_id(), "clean": clean, "pending": pending}).encode()
+    )
 
 
-def release_writes() -> bool:
-    """Take client writes again (runsync has synced with every seed); True if they were held."""
+def fold_pending() -> bool:
+    """Add the pending increments to this node's slot, now that it has learned its slot; True if it did.
+
+    First a snapshot makes what the node learned from its seeds durable, so a
+    restart never counts on from less. Then, with new writes waiting for a
+    moment, one fold record (fsynced) carries every pending increment into the
+    slot, where replication picks it up.
+    """
     node = _node()
-    reason, node.writes_held = node.writes_held, None
-    if reason is not None:
-        _write_run_state(clean=False)
-        logger.info("every seed synced: taking client writes again")
-    return reason is not None
+    with node.fold_lock:
+        if node.unproven is None:
+            return False
+        _write_snapshot(force=True)
+        with node.writes_cond:
+            node.folding = True
+            node.writes_cond.wait_for(lambda: node.writes_in_flight == 0)
+        try:
+            keys, amounts = node.pending.arrays()
+            if len(keys):
+                assert node.wal is not None
+                node.wal.append(settings.COUNTER.node_id, keys, amounts, _apply_logged, kind=RecordKind.FOLD, sync=True)
+            reason, node.unproven, node.unproven_since = node.unproven, None, None
+            _write_run_state(clean=False)
+        finally:
+            with node.writes_cond:
+                node.folding = False
+                node.writes_cond.notify_all()
+    logger.info(
+        "counting in this node's own slot from now on, %d pending keys added to it (was: %s)", len(keys), reason
+    )
+    return True
+
+
+def note_legacy_push(address: str) -> None:
+    """A counter-app peer at ``address`` pushed its full state (which holds its copy of our slot)."""
+    _node().legacy_pushes.add(address)
+
+
+def _addresses_of(url: str) -> set[str]:
+    host = urlsplit(url).hostname or ""
+    try:
+        return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return set()
+
+
+def learned_from_every_seed(peers: list[dict[str, Any]]) -> bool:
+    """Has this node learned its slot from every seed, by runsync's report of each?
+
+    A native seed counts once anti-entropy with this process completed, a
+    counter-app seed once a full push came from its address; a seed that is this
+    node itself is skipped; one that refuses us, or has not answered, does not count.
+    """
+    node = _node()
+    incarnation = f"{node.store.incarnation:016x}"
+    reported = {str(peer.get("url")): peer for peer in peers}
+    for seed in settings.COUNTER.seeds:
+        peer = reported.get(seed, {})
+        mode = peer.get("mode")
+        if mode == "self" or (mode == "native" and peer.get("learned_for") == incarnation):
+            continue
+        if mode == "legacy" and node.legacy_pushes & _addresses_of(seed):
+            continue
+        return False
+    return True
 
 
 def shut_down_cleanly() -> None:
@@ -332,14 +420,18 @@ def index_text(data: bytes) -> IndexResult:
         token_count, keys, amounts = count_as_arrays(keywords(), data)
     node = _node()
     require_ready()
-    if node.writes_held is not None:
-        raise WritesHeld(node.writes_held)
     with node.writes_cond:
+        node.writes_cond.wait_for(lambda: not node.folding)
         if not node.writes_open:
             raise WritesClosed
         node.writes_in_flight += 1
+        # Stable until this write is done: a fold waits for the writes in flight.
+        pending = node.unproven is not None
     try:
-        if node.wal is None:
+        assert node.wal is not None
+        if pending and len(keys):
+            node.wal.append(settings.COUNTER_NODE_ID, keys, amounts, _apply_logged, kind=RecordKind.PENDING)
+        elif not settings.COUNTER.wal:
             node.store.increment_arrays(settings.COUNTER_NODE_ID, keys, amounts)
         elif len(keys):
             node.wal.append(settings.COUNTER_NODE_ID, keys, amounts, _apply_logged)
@@ -350,15 +442,33 @@ def index_text(data: bytes) -> IndexResult:
     return IndexResult(tokens=token_count, keywords=len(keys))
 
 
-def _apply_logged(lsn: int, slot: int, keys: KeyArray, amounts: KeyArray) -> None:
+def _apply_logged(record: LogRecord) -> None:
     """Apply a log record that is now written (called by the log, in LSN order)."""
-    _node().store.increment_arrays(slot, keys, amounts, lsn)
+    node = _node()
+    if record.kind == RecordKind.PENDING:
+        node.pending.add(record.keys, record.amounts, record.lsn)
+        return
+    if record.kind == RecordKind.FOLD:
+        with node.fold_view_lock:
+            node.store.increment_arrays(record.slot, record.keys, record.amounts, record.lsn)
+            node.pending.clear()
+        return
+    node.store.increment_arrays(record.slot, record.keys, record.amounts, record.lsn)
 
 
 def lookup(words: list[str]) -> list[tuple[str, int]]:
-    """``(keyword as given, cluster-wide count)`` for each keyword, in order, duplicates kept."""
-    totals = get_store().read(keywords().keys_of(words))
-    return list(zip(words, totals, strict=True))
+    """``(keyword as given, cluster-wide count)`` for each keyword, in order, duplicates kept.
+
+    The counts include this node's pending increments.
+    """
+    keys = keywords().keys_of(words)
+    node = _node()
+    if not len(node.pending):
+        return list(zip(words, node.store.read(keys), strict=True))
+    with node.fold_view_lock:
+        totals = node.store.read(keys)
+        held = node.pending.totals(keys)
+    return list(zip(words, [total + more for total, more in zip(totals, held, strict=True)], strict=True))
 
 
 def merge_rows(keys: KeyArray, slots: SlotArray) -> MergeResult:
@@ -376,8 +486,13 @@ def wait_for_change(since: int, timeout: float) -> int:
     return get_store().wait_for_change(since, timeout)
 
 
-def set_peer_report(report: dict[str, Any]) -> None:
-    _node().peer_report = report
+def take_peer_report(report: dict[str, Any]) -> bool:
+    """Keep runsync's report for GET /cluster; fold pending increments once the slot is learned (True if so)."""
+    node = _node()
+    node.peer_report = report
+    if node.unproven is None or not learned_from_every_seed(list(report.get("peers", []))):
+        return False
+    return fold_pending()
 
 
 def cluster_status() -> dict[str, Any]:
@@ -394,7 +509,12 @@ def cluster_status() -> dict[str, Any]:
             "slots": store.width,
             "tokenizer": settings.COUNTER_TOKENIZER,
             "ready": node_state.ready.is_set(),
-            "writes_held": node_state.writes_held,
+            "pending": {
+                "reason": node_state.unproven,
+                "since": node_state.unproven_since,
+                "keys": len(node_state.pending),
+                "increments": node_state.pending.total(),
+            },
         },
         "reported_at": report.get("reported_at"),
         "peers": report.get("peers", []),
@@ -423,11 +543,15 @@ def snapshot_stream(positions: list[int] | None = None) -> Iterator[bytes]:
 
 def dump_snapshot(force: bool = False) -> DumpResult:
     """Write the snapshot file if anything changed since the last dump (or if ``force``)."""
-    node = _node()
-    if not node.ready.is_set():
+    if not _node().ready.is_set():
         # Before recovery finished (or after it failed) the store is not the node's state:
         # writing it would put an empty or partial snapshot over a good one.
         return DumpResult(written=False, keys=0, size_bytes=0, seconds=0.0)
+    return _write_snapshot(force)
+
+
+def _write_snapshot(force: bool) -> DumpResult:
+    node = _node()
     with node.dump_lock:
         sequence = node.store.sequence
         if not force and sequence == node.dumped_sequence:
@@ -439,10 +563,14 @@ def dump_snapshot(force: bool = False) -> DumpResult:
             config.snapshot_path, snapshot_stream(positions), keep_previous=config.previous_snapshot_path
         )
         node.dumped_sequence = sequence
-        # Keep the log from the older of the two snapshots on, so either can be recovered from.
+        # Keep the log from the older of the two snapshots on, so either can be recovered
+        # from, and from the first pending increment on (no snapshot holds those).
         node.snapshot_lsns = [*node.snapshot_lsns[-1:], min(positions, default=0)]
+        keep_from = min(node.snapshot_lsns) + 1
+        if node.pending.first_lsn is not None:
+            keep_from = min(keep_from, node.pending.first_lsn)
         if node.wal is not None:
-            node.wal.remove_segments_before(min(node.snapshot_lsns) + 1)
+            node.wal.remove_segments_before(keep_from)
     seconds = time.perf_counter() - started
     logger.debug("dumped %d keys (%d bytes) in %.3f s", written.keys, written.size_bytes, seconds)
     return DumpResult(written=True, keys=written.keys, size_bytes=written.size_bytes, seconds=seconds)

@@ -63,7 +63,11 @@ class KeywordsView(PlainJSONReads, APIView):
             400: OpenApiResponse(ErrorSerializer, description="The body is not valid UTF-8; nothing was counted."),
             413: OpenApiResponse(ErrorSerializer, description="The body is too large; nothing was counted."),
             503: OpenApiResponse(
-                ErrorSerializer, description="The node is starting or shutting down; nothing was counted."
+                ErrorSerializer,
+                description=(
+                    "The node is still loading its state (GET /readyz is 503 until then) or shutting down; "
+                    "nothing was counted. A ready node never refuses a valid text otherwise."
+                ),
             ),
             507: OpenApiResponse(
                 ErrorSerializer, description="The write-ahead log could not be written; nothing was counted."
@@ -106,7 +110,10 @@ class ClusterView(APIView):
         operation_id="cluster_status",
         summary="Replication status",
         description=(
-            "`node`: this node's id, incarnation, change sequence, keys, slots and tokenizer. `peers`: for each "
+            "`node`: this node's id, incarnation, change sequence, keys, slots and tokenizer, and `pending`: "
+            "why the node cannot yet prove its own slot complete (`reason`, null when it can), since when "
+            "(`since`, Unix time), and the keys and increments it holds as pending until it has learned its "
+            "slot from every seed (they are in its reads, and replicated once added to its slot). `peers`: for each "
             "seed, its address, node id, mode (native, legacy for counter-app, refused), whether it is reachable, "
             "the last successful sync and anti-entropy (Unix time), keys and bytes sent and received, errors, the "
             "last error, and `lag`: how many of this node's changes the peer has not acknowledged yet."

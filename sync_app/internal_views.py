@@ -96,9 +96,6 @@ class PeerReportView(InternalView):
     parser_classes = [JSONParser]
 
     def post(self, request: Request) -> Response:
-        report = dict(request.data)
-        services.set_peer_report(report)
-        # runsync says whether it has synced with every seed since it started: a node
-        # holding writes (wiped or stale disk) may take them again.
-        released = bool(report.get("all_seeds_synced")) and services.release_writes()
-        return Response({"stored": True, "released": released})
+        # A node with pending increments adds them to its slot once the report
+        # shows it has learned its slot from every seed.
+        return Response({"stored": True, "folded": services.take_peer_report(dict(request.data))})

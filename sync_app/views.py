@@ -43,6 +43,8 @@ class LegacySyncView(SyncView):
         body = read_body(request, settings.COUNTER_MAX_SYNC_BODY_BYTES, "COUNTER_MAX_SYNC_BODY_BYTES")
         keys, slots = decode_legacy_sync(body, services.get_store().max_slots)
         result = services.merge_rows(keys, slots)
+        # counter-app pushes its full state, so this peer has now told us its copy of our slot.
+        services.note_legacy_push(request.META.get("REMOTE_ADDR", ""))
         return Response({"received": result.received, "changed": result.changed, "added": result.added})
 
 

@@ -5,11 +5,16 @@ files ``<lsn of first record, 20 digits>.wal`` in one directory:
 
     segment header  8 bytes magic b"CNTRWAL1", u64 LSN of its first record
     record          u32 payload length, u32 CRC-32 of the payload, payload:
-                    u64 LSN, u32 slot, u32 count, count x u64 keys, count x u64 amounts
+                    u64 LSN, u32 slot | kind << 16, u32 count, count x u64 keys,
+                    count x u64 amounts
+
+A record's kind says what its increments are (``RecordKind``): added to the
+slot, held as pending increments, or the pending increments folded into the
+slot. Kind 0 is the only kind older logs hold, so they read unchanged.
 
 Group commit: callers queue their record; whichever caller finds no flush in
 progress writes every queued record with one write (and, with
-``fsync="always"``, one fsync), then applies them to the store in LSN order,
+``fsync="always"`` or when a record of the batch asks for it, one fsync), then applies them to the store in LSN order,
 then wakes the others. A record is applied only after it was written, so a
 failed write applies nothing and every caller of that batch gets the error.
 With ``fsync="interval"`` a background thread fsyncs at least once a second.
@@ -27,6 +32,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
 
 import numpy as np
@@ -59,17 +65,31 @@ class LogWriteFailed(CounterError):
     code = "log_write_failed"
 
 
+class RecordKind(IntEnum):
+    """What a record's increments are; see docs/durability.md."""
+
+    INCREMENT = 0  # added to the slot
+    PENDING = 1  # held beside the slot until the node has learned its slot from every seed
+    FOLD = 2  # every pending increment so far (the record's amounts), now added to the slot
+
+
+_SLOT_BITS = 0xFFFF
+
+
 @dataclass(frozen=True)
 class LogRecord:
     lsn: int
     slot: int
     keys: KeyArray
     amounts: KeyArray
+    kind: RecordKind = RecordKind.INCREMENT
 
 
-def encode_record(lsn: int, slot: int, keys: KeyArray, amounts: KeyArray) -> bytes:
+def encode_record(
+    lsn: int, slot: int, keys: KeyArray, amounts: KeyArray, kind: RecordKind = RecordKind.INCREMENT
+) -> bytes:
     payload = (
-        _RECORD_HEAD.pack(lsn, slot, len(keys))
+        _RECORD_HEAD.pack(lsn, slot | kind << 16, len(keys))
         + keys.astype(_LE_U64, copy=False).tobytes()
         + amounts.astype(_LE_U64, copy=False).tobytes()
     )
@@ -118,12 +138,18 @@ def read_log(directory: Path, repair_torn_tail: bool = True) -> Iterator[LogReco
                 raise LogCorrupt(f"{path}: {problem} at offset {offset}; the log after it cannot be trusted")
             length = _FRAME.unpack_from(data, offset)[0]
             payload = memoryview(data)[offset + _FRAME.size : offset + _FRAME.size + length]
-            lsn, slot, count = _RECORD_HEAD.unpack_from(payload)
+            lsn, slot_and_kind, count = _RECORD_HEAD.unpack_from(payload)
             if lsn <= previous_lsn or len(payload) != _RECORD_HEAD.size + 16 * count:
                 raise LogCorrupt(f"{path}: record at offset {offset} is out of sequence (LSN {lsn})")
+            try:
+                kind = RecordKind(slot_and_kind >> 16)
+            except ValueError:
+                raise LogCorrupt(
+                    f"{path}: record at offset {offset} has an unknown kind {slot_and_kind >> 16}"
+                ) from None
             keys = np.frombuffer(payload, dtype=_LE_U64, count=count, offset=_RECORD_HEAD.size).astype(np.uint64)
             amounts = np.frombuffer(payload, dtype=_LE_U64, count=count, offset=_RECORD_HEAD.size + 8 * count)
-            yield LogRecord(lsn, slot, keys, amounts.astype(np.uint64))
+            yield LogRecord(lsn, slot_and_kind & _SLOT_BITS, keys, amounts.astype(np.uint64), kind)
             previous_lsn = lsn
             offset += _FRAME.size + length
 
@@ -168,7 +194,7 @@ class WriteAheadLog:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
-        self._queue: list[tuple[int, int, KeyArray, KeyArray]] = []
+        self._queue: list[tuple[LogRecord, bool]] = []  # (record, fsync before it counts)
         self._next_lsn = next_lsn
         self._finished_lsn = next_lsn - 1  # every record up to here is written and applied (or failed)
         self._failed: dict[int, BaseException] = {}
@@ -206,20 +232,26 @@ class WriteAheadLog:
         return fd
 
     def append(
-        self, slot: int, keys: KeyArray, amounts: KeyArray, apply: Callable[[int, int, KeyArray, KeyArray], None]
+        self,
+        slot: int,
+        keys: KeyArray,
+        amounts: KeyArray,
+        apply: Callable[[LogRecord], None],
+        kind: RecordKind = RecordKind.INCREMENT,
+        sync: bool = False,
     ) -> int:
-        """Log one increment batch, then ``apply(lsn, slot, keys, amounts)`` it; return its LSN.
+        """Log one increment batch as a record of ``kind``, then ``apply(record)`` it; return its LSN.
 
-        Returns only once the record is written (fsynced too with fsync=always) and
-        applied. Raises ``LogWriteFailed`` if it could not be written: then it was
-        not applied either.
+        Returns only once the record is written (fsynced too with fsync=always or
+        ``sync``) and applied. Raises ``LogWriteFailed`` if it could not be
+        written: then it was not applied either.
         """
         with self._lock:
             if self._closed or self._broken is not None:
                 raise LogWriteFailed(f"the log is {'closed' if self._closed else 'broken'}; nothing was counted")
             lsn = self._next_lsn
             self._next_lsn += 1
-            self._queue.append((lsn, slot, keys, amounts))
+            self._queue.append((LogRecord(lsn, slot, keys, amounts, kind), sync))
             while self._finished_lsn < lsn:
                 if self._flushing:
                     self._done.wait()
@@ -243,9 +275,9 @@ class WriteAheadLog:
                     self._lock.acquire()
                     self._flushing = False
                     if error is not None:
-                        for record in batch:
-                            self._failed[record[0]] = error
-                    self._finished_lsn = max(self._finished_lsn, batch[-1][0])
+                        for record, _sync in batch:
+                            self._failed[record.lsn] = error
+                    self._finished_lsn = max(self._finished_lsn, batch[-1][0].lsn)
                     self._done.notify_all()
             error = self._failed.pop(lsn, None)
         if error is not None:
@@ -253,13 +285,16 @@ class WriteAheadLog:
         return lsn
 
     def _write_and_apply(
-        self, batch: list[tuple[int, int, KeyArray, KeyArray]], apply: Callable[[int, int, KeyArray, KeyArray], None]
+        self, batch: list[tuple[LogRecord, bool]], apply: Callable[[LogRecord], None]
     ) -> OSError | None:
-        data = b"".join(encode_record(*record) for record in batch)
+        data = b"".join(
+            encode_record(record.lsn, record.slot, record.keys, record.amounts, record.kind) for record, _ in batch
+        )
         position = os.fstat(self._fd).st_size
         try:
             _write_all(self._fd, data)
-            if self.fsync_mode == "always" or time.monotonic() - self._last_sync >= 1.0:
+            must_sync = self.fsync_mode == "always" or any(sync for _, sync in batch)
+            if must_sync or time.monotonic() - self._last_sync >= 1.0:
                 # In interval mode the writer itself syncs under steady load (the syncer thread when idle).
                 os.fsync(self._fd)
                 self._last_sync = time.monotonic()
@@ -274,10 +309,10 @@ class WriteAheadLog:
                 logger.critical("cannot cut a failed write off the log: %s", truncate_error)
                 self._broken = truncate_error
             return error
-        for record in batch:
-            apply(*record)
+        for record, _sync in batch:
+            apply(record)
         if position + len(data) >= self.segment_bytes:
-            self._roll(batch[-1][0] + 1)
+            self._roll(batch[-1][0].lsn + 1)
         return None
 
     def _roll(self, first_lsn: int) -> None:

@@ -52,6 +52,18 @@ class PeerRefused(CounterError):
     code = "peer_refused"
 
 
+class DuplicateNodeId(PeerRefused):
+    """Another live process uses this node's id: two writers of one slot."""
+
+    code = "duplicate_node_id"
+
+
+class OwnAddress(PeerRefused):
+    """The request came from this very process: its own address is among its seeds."""
+
+    code = "own_address"
+
+
 class Replica:
     """One node's store, as the native protocol sees it."""
 
@@ -76,8 +88,13 @@ class Replica:
                 f"peer node {hello.node_id} uses COUNTER_TOKENIZER={hello.tokenizer}, this node uses "
                 f"{self.tokenizer}: their keywords differ, so they must not sync"
             )
+        if hello.node_id == self.node_id and hello.incarnation == self.store.incarnation:
+            raise OwnAddress(f"this is node {self.node_id} itself: its own address is among its seeds, and is skipped")
         if hello.node_id == self.node_id:
-            raise PeerRefused(f"peer has this node's own id {self.node_id}: every node needs its own COUNTER_NODE_ID")
+            raise DuplicateNodeId(
+                f"another process also runs as node {self.node_id}: every node needs its own COUNTER_NODE_ID, "
+                "or two processes count in one slot"
+            )
 
     # --- operations shared by peers' requests and our own runsync -------------------------
 
@@ -180,6 +197,9 @@ class PeerStatus:
     lag: int | None = None  # our changes the peer has not acknowledged
     rounds: int = 0
     anti_entropy_rounds: int = 0
+    # Our incarnation (hex) when anti-entropy with the peer last completed: from then on
+    # we hold at least the peer's copy of every slot, our own included.
+    learned_for: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -310,6 +330,7 @@ class PeerSession:
         self.push_cursor = Cursor(me.incarnation, our_sequence)
         self.local_incarnation = me.incarnation
         self.status.last_anti_entropy = time.time()
+        self.status.learned_for = f"{me.incarnation:016x}"
         self.status.anti_entropy_rounds += 1
         self.next_anti_entropy = time.monotonic() + self.anti_entropy_interval
         if len(differing):

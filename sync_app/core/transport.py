@@ -17,20 +17,23 @@ class LocalNodeUnavailable(Exception):
 
 
 class PeerHttpError(Exception):
-    """A peer answered with an error status; ``status`` and the JSON ``detail`` say which."""
+    """A peer answered with an error status; ``status`` and the JSON ``detail`` and ``code`` say which."""
 
-    def __init__(self, url: str, status: int, detail: str) -> None:
+    def __init__(self, url: str, status: int, detail: str, code: str = "") -> None:
         super().__init__(f"{url} answered {status}: {detail}")
         self.status = status
         self.detail = detail
+        self.code = code
 
 
-def _detail(response: requests.Response) -> str:
+def _error(url: str, response: requests.Response) -> PeerHttpError:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200]
-    return str(body.get("detail", body)) if isinstance(body, dict) else str(body)[:200]
+        return PeerHttpError(url, response.status_code, response.text[:200])
+    if not isinstance(body, dict):
+        return PeerHttpError(url, response.status_code, str(body)[:200])
+    return PeerHttpError(url, response.status_code, str(body.get("detail", body)), str(body.get("code", "")))
 
 
 class HttpPeer:
@@ -50,7 +53,7 @@ class HttpPeer:
         self.bytes_sent += len(body)
         self.bytes_received += len(response.content)
         if response.status_code != 200:
-            raise PeerHttpError(self.url, response.status_code, _detail(response))
+            raise _error(self.url, response)
         return decode(response.content)
 
     def push_legacy(self, body: bytes) -> None:
@@ -63,7 +66,7 @@ class HttpPeer:
         )
         self.bytes_sent += len(body)
         if response.status_code != 200:
-            raise PeerHttpError(self.url, response.status_code, _detail(response))
+            raise _error(self.url, response)
 
     def close(self) -> None:
         self.session.close()
@@ -132,10 +135,10 @@ class InternalNode:
         return int(response.json()["sequence"])
 
     def report_peers(self, report: dict[str, Any]) -> bool:
-        """Send runsync's report; True if the node took writes again because of it."""
+        """Send runsync's report; True if the node added its pending increments to its slot because of it."""
         try:
             response = self.session.post(self.base_url + "/internal/sync/peers", json=report, timeout=self.timeout)
             response.raise_for_status()
         except requests.RequestException as error:
             raise LocalNodeUnavailable(f"node at {self.base_url}: {error}") from None
-        return bool(response.json().get("released"))
+        return bool(response.json().get("folded"))

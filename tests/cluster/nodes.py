@@ -74,7 +74,7 @@ class Node:
     def log_path(self) -> Path:
         return self.workdir / f"node-{self.node_id}.log"
 
-    def start(self, wait: bool = True, writable: bool = True) -> Node:
+    def start(self, wait: bool = True, settled: bool = True) -> Node:
         environment = {key: value for key, value in os.environ.items() if not key.startswith("COUNTER_")}
         environment.pop("DJANGO_SETTINGS_MODULE", None)
         environment.update(self.env)
@@ -90,18 +90,20 @@ class Node:
             )
         if wait:
             self.wait_ready()
-            if writable:
-                self.wait_writable()
+            if settled:
+                self.wait_settled()
         return self
 
-    def wait_writable(self, timeout: float = 30.0) -> None:
-        """Wait until the node takes client writes (a node with a new or wiped disk first syncs with every seed)."""
+    def pending(self) -> dict[str, Any]:
+        """The node's pending increments as /cluster shows them (reason None: it counts in its slot)."""
+        response = requests.get(self.public_url + "/cluster", timeout=5)
+        response.raise_for_status()
+        pending: dict[str, Any] = response.json()["node"]["pending"]
+        return pending
 
-        def writable() -> bool:
-            response = requests.get(self.public_url + "/cluster", timeout=5)
-            return response.status_code == 200 and response.json()["node"]["writes_held"] is None
-
-        wait_until(writable, timeout, f"node {self.node_id} to take writes")
+    def wait_settled(self, timeout: float = 30.0) -> None:
+        """Wait until the node counts in its own slot (a new or wiped node first learns it from every seed)."""
+        wait_until(lambda: self.pending()["reason"] is None, timeout, f"node {self.node_id} to learn its slot")
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         def serving() -> bool:
@@ -167,12 +169,12 @@ def manage(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> s
 
 
 def start_all(nodes: list[Node]) -> None:
-    """Start nodes side by side (so they can meet), then wait until each serves and takes writes."""
+    """Start nodes side by side (so they can meet), then wait until each serves and counts in its own slot."""
     for node in nodes:
         node.start(wait=False)
     for node in nodes:
         node.wait_ready()
-        node.wait_writable()
+        node.wait_settled()
 
 
 def start_cluster(make_node: Callable[..., Node], count: int = 3) -> list[Node]:
@@ -219,3 +221,10 @@ def crash(node: Node) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in victims[1:]):
         time.sleep(0.01)
+
+
+def signal_all(pid: int, signal_number: int) -> None:
+    """Send ``signal_number`` to ``pid`` and every process under it."""
+    for victim in [pid, *descendants(pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal_number)

@@ -17,7 +17,7 @@ from tests.cluster.nodes import Node, crash, free_port, manage, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("commands")]
 
-SEED_DATA = Path(__file__).resolve().parents[3] / "shared" / "seed" / "counter-app-data"
+SEED_DATA = Path(__file__).resolve().parents[1] / "data" / "counter-app"
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_runsync_once_pushes_counter_app_format_to_every_seed(
     make_node: Callable[..., Node], fake_counter_app: str
 ) -> None:
     node = make_node(1, env={"COUNTER_SYNC_INTERVAL": "3600", "COUNTER_TOKENIZER": "fields"})
-    node.start()  # a state on disk first: a new node would hold writes until it synced with every seed
+    node.start()  # a state on disk first: a new node keeps its writes pending until it has learned its slot
     assert node.stop() == 0
     node.env["COUNTER_SEEDS"] = f"{fake_counter_app}, http://127.0.0.1:{free_port()}"
     node.start()
@@ -157,6 +157,29 @@ def test_loadstate_imports_counter_app_files_offline_and_online(make_node: Calla
     bad = manage("loadstate", "--legacy", str(node.log_path), env=node.env, cwd=node.workdir)
     assert bad.returncode != 0 and "record at offset 0" in bad.stderr
     assert node.counts(list(expected)) == expected
+    assert node.stop() == 0
+
+
+def test_loadstate_merges_live_into_a_node_that_has_a_sync_token(make_node: Callable[..., Node]) -> None:
+    node = make_node(0, env={"COUNTER_TOKENIZER": "fields", "COUNTER_SYNC_TOKEN": "s3cret"}).start()
+    for name in ("base0", "base1"):
+        result = manage("loadstate", "--legacy", str(SEED_DATA / name), env=node.env, cwd=node.workdir)
+        assert result.returncode == 0, result.stderr
+        assert "into the running node" in result.stdout
+    expected = {"the": 7, "fox": 3, "and": 1, "hound,": 1, "ünïcödé": 1, "straße": 1, "dog.": 1, "runs!": 1}
+    assert node.counts(list(expected)) == expected
+    wrong = manage(
+        "loadstate",
+        "--legacy",
+        str(SEED_DATA / "base0"),
+        env={**node.env, "COUNTER_INTERNAL_TOKEN": "x"},
+        cwd=node.workdir,
+    )
+    assert wrong.returncode != 0
+    assert "Traceback" not in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
+    assert "403" in wrong.stderr and "nothing was merged" in wrong.stderr
+    missing = manage("loadstate", "--legacy", str(node.workdir / "nope"), env=node.env, cwd=node.workdir)
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
     assert node.stop() == 0
 
 

@@ -25,7 +25,7 @@ def test_the_key_is_crc64_go_iso_with_its_check_value() -> None:
 @pytest.mark.parametrize(
     ("keyword", "key"),
     [
-        # Keys counter-app itself wrote (shared/seed/counter-app-data/README.md).
+        # Keys counter-app itself wrote (tests/data/counter-app/README.md).
         ("the", 0x32D8385000000000),
         ("fox", 0x232C303000000000),
         ("dog.", 0x5181BC3350000000),

@@ -12,7 +12,7 @@ from storage_app.core.keywords import Keywords
 from storage_app.core.legacy import decode_legacy_file, encode_legacy_file
 from storage_app.core.store import GCounterStore
 
-SEED_DATA = Path(__file__).resolve().parents[3] / "shared" / "seed" / "counter-app-data"
+SEED_DATA = Path(__file__).resolve().parents[1] / "data" / "counter-app"
 EXPECTED_TOTALS = {
     "and": (0, 1), "brown": (1, 0), "dog": (1, 0), "dog.": (1, 0), "end": (0, 1), "fox": (2, 1),
     "hound,": (0, 1), "jumps": (1, 0), "lazy": (1, 0), "over": (1, 0), "quick": (1, 0), "runs!": (1, 0),
@@ -24,7 +24,7 @@ EXPECTED_TOTALS = {
 def test_counter_app_files_decode_to_the_documented_counts(name: str) -> None:
     path = SEED_DATA / name
     if not path.exists():
-        pytest.fail(f"{path} is missing: the seed documents must sit beside the repository")
+        pytest.fail(f"{path} is missing: the counter-app data files belong to the repository")
     keys, slots = decode_legacy_file(path.read_bytes())
     store = GCounterStore()
     store.merge(keys, slots)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from storage_app.core import wal as wal_module
-from storage_app.core.wal import LogCorrupt, LogWriteFailed, WriteAheadLog, list_segments, read_log
+from storage_app.core.wal import LogCorrupt, LogWriteFailed, RecordKind, WriteAheadLog, list_segments, read_log
 
 
 def arrays(*keys: int) -> tuple[np.ndarray, np.ndarray]:
@@ -23,7 +23,7 @@ def test_records_come_back_in_order_after_group_commit(tmp_path: Path) -> None:
 
     def writer(base: int) -> None:
         for n in range(50):
-            log.append(0, *arrays(base + n), apply=lambda lsn, *_: applied.append(lsn))
+            log.append(0, *arrays(base + n), apply=lambda record: applied.append(record.lsn))
 
     threads = [threading.Thread(target=writer, args=(index * 1000,)) for index in range(4)]
     for thread in threads:
@@ -85,7 +85,7 @@ def test_a_damaged_record_in_the_middle_stops_with_file_and_offset(tmp_path: Pat
 def test_a_failed_write_applies_nothing_and_the_log_recovers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = WriteAheadLog(tmp_path, next_lsn=1)
     applied: list[int] = []
-    log.append(0, *arrays(1), apply=lambda lsn, *_: applied.append(lsn))
+    log.append(0, *arrays(1), apply=lambda record: applied.append(record.lsn))
     real_write_all = wal_module._write_all
 
     def disk_full(fd: int, data: bytes) -> None:
@@ -94,9 +94,9 @@ def test_a_failed_write_applies_nothing_and_the_log_recovers(tmp_path: Path, mon
 
     monkeypatch.setattr(wal_module, "_write_all", disk_full)
     with pytest.raises(LogWriteFailed, match="No space left"):
-        log.append(0, *arrays(2), apply=lambda lsn, *_: applied.append(lsn))
+        log.append(0, *arrays(2), apply=lambda record: applied.append(record.lsn))
     monkeypatch.setattr(wal_module, "_write_all", real_write_all)
-    log.append(0, *arrays(3), apply=lambda lsn, *_: applied.append(lsn))
+    log.append(0, *arrays(3), apply=lambda record: applied.append(record.lsn))
     log.close()
     assert applied == [1, 3]
     assert [int(record.keys[0]) for record in read_log(tmp_path)] == [1, 3]
@@ -177,3 +177,44 @@ def test_a_segment_whose_header_was_cut_off_is_started_again(tmp_path: Path) -> 
     reopened.append(0, *arrays(7), apply=lambda *_: None)
     reopened.close()
     assert [record.lsn for record in read_log(tmp_path)][-1] == records[-1].lsn + 1
+
+
+def test_record_kinds_come_back_and_a_sync_record_is_fsynced_before_it_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = WriteAheadLog(tmp_path, next_lsn=1, fsync="interval")
+    monkeypatch.setattr(log, "_ensure_syncer", lambda: None)  # no background fsync steps in here
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    applied: list[tuple[int, RecordKind]] = []
+    log.append(3, *arrays(1), apply=lambda record: applied.append((record.lsn, record.kind)))
+    log._last_sync = time.monotonic()  # the writer itself would sync an overdue log anyway
+    before = len(synced)
+    log.append(3, *arrays(1), apply=lambda record: applied.append((record.lsn, record.kind)), kind=RecordKind.PENDING)
+    assert len(synced) == before, "an ordinary record in interval mode waits for the syncer"
+    log.append(3, *arrays(1), apply=lambda r: applied.append((r.lsn, r.kind)), kind=RecordKind.FOLD, sync=True)
+    assert len(synced) == before + 1, "a sync record is on disk before it is applied"
+    log.close()
+    assert applied == [(1, RecordKind.INCREMENT), (2, RecordKind.PENDING), (3, RecordKind.FOLD)]
+    assert [(record.lsn, record.slot, record.kind) for record in read_log(tmp_path)] == [
+        (1, 3, RecordKind.INCREMENT),
+        (2, 3, RecordKind.PENDING),
+        (3, 3, RecordKind.FOLD),
+    ]
+
+
+def test_a_record_of_an_unknown_kind_is_damage(tmp_path: Path) -> None:
+    log = WriteAheadLog(tmp_path, next_lsn=1)
+    log.append(0, *arrays(1), apply=lambda *_: None)
+    log.close()
+    _first, segment = list_segments(tmp_path)[0]
+    with open(segment, "ab") as handle:
+        handle.write(wal_module.encode_record(2, 7 << 16, *arrays(2)))  # well-formed, but of kind 7
+    with pytest.raises(LogCorrupt, match="unknown kind 7"):
+        list(read_log(tmp_path))

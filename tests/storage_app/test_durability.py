@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import shutil
 import threading
+import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from storage_app import services
@@ -150,23 +155,137 @@ def test_checkpoints_remove_log_segments_older_than_the_previous_snapshot(settin
     assert counts(["word3", "round2"]) == {"word3": 3, "round2": 20}
 
 
-def test_a_node_on_a_wiped_disk_holds_writes_until_synced_even_across_restarts(settings: Any) -> None:
-    import dataclasses
+SEEDS = ("http://127.0.0.1:9", "http://localhost:10")
 
-    settings.COUNTER = dataclasses.replace(settings.COUNTER, seeds=("http://127.0.0.1:9",))
+
+def wipe(data_dir: Path) -> None:
+    """Remove everything the fixture's first recovery left (the disk is lost)."""
+    shutil.rmtree(data_dir)
+    data_dir.mkdir()
+
+
+def start_unproven(settings: Any, wal: bool = True) -> None:
+    """Restart the node on a wiped data directory, with two seeds to learn its slot from."""
+    settings.COUNTER = dataclasses.replace(settings.COUNTER, seeds=SEEDS, wal=wal)
     services.reset_state()
-    for stale in settings.COUNTER.data_dir.iterdir():  # the fixture's first recovery left a run record
-        if stale.is_file():
-            stale.unlink()
+    wipe(settings.COUNTER.data_dir)
     services.recover()
-    assert services._node().writes_held is not None
-    with pytest.raises(services.WritesHeld):
-        services.index_text(b"too early")
-    services.shut_down_cleanly()
+    assert services._node().unproven == "no state on disk (a new or wiped data directory)"
+
+
+def learned_report(*modes: str) -> dict[str, Any]:
+    """runsync's report of SEEDS with each seed in the given mode, learned from in this process."""
+    incarnation = f"{services.get_store().incarnation:016x}"
+    return {
+        "peers": [
+            {"url": url, "mode": mode, "learned_for": incarnation} for url, mode in zip(SEEDS, modes, strict=False)
+        ]
+    }
+
+
+def own_slot(word: str, settings: Any) -> int:
+    slots = services.get_store().slots_of(services.keywords().key_of(word))
+    return slots[settings.COUNTER_NODE_ID] if len(slots) > settings.COUNTER_NODE_ID else 0
+
+
+def peer_holds(word: str, value: int, settings: Any) -> None:
+    """A peer's copy of this node's slot arrives (what anti-entropy pulls)."""
+    row = np.zeros((1, settings.COUNTER_NODE_ID + 1), dtype=np.uint64)
+    row[0, settings.COUNTER_NODE_ID] = value
+    services.merge_rows(np.array([services.keywords().key_of(word)], dtype=np.uint64), row)
+
+
+@pytest.mark.parametrize("wal", [True, False], ids=["log", "no-log"])
+def test_a_wiped_node_takes_writes_as_pending_and_adds_them_to_its_learned_slot(settings: Any, wal: bool) -> None:
+    start_unproven(settings, wal=wal)
+    services.index_text(b"apple apple cherry")
+    assert counts(["apple", "cherry"]) == {"apple": 2, "cherry": 1}, "reads include pending increments at once"
+    assert own_slot("apple", settings) == 0, "pending increments stay out of the slot"
+    peer_holds("apple", 20, settings)  # counted before the disk was wiped
+    assert counts(["apple"]) == {"apple": 22}
+
+    crash_and_recover()  # kill -9 while pending: the increments come back from the log, still pending
+    assert services._node().unproven == "it stopped before it had learned its slot from every seed"
+    assert counts(["apple", "cherry"]) == {"apple": 2, "cherry": 1}
+    peer_holds("apple", 20, settings)
+
+    assert services.take_peer_report(learned_report("native", "legacy")) is False, "no push from the legacy seed"
+    services.note_legacy_push("127.0.0.1")  # the address localhost names
+    assert services.take_peer_report(learned_report("native", "legacy")) is True
+    assert services._node().unproven is None and len(services._node().pending) == 0
+    assert own_slot("apple", settings) == 22 and own_slot("cherry", settings) == 1
+    services.index_text(b"apple")
+    assert counts(["apple", "cherry"]) == {"apple": 23, "cherry": 1}
+
+    crash_and_recover()  # the snapshot taken before the fold, then the fold record
+    # Without a log, a crash loses what came after the last snapshot, so the node cannot prove its slot again.
+    assert (services._node().unproven is None) is wal
+    assert counts(["apple", "cherry"]) == {"apple": 23 if wal else 22, "cherry": 1}
+    services.dump_snapshot(force=True)
+    crash_and_recover()  # a snapshot taken after the fold: the fold record must not count again
+    assert counts(["apple", "cherry"]) == {"apple": 23 if wal else 22, "cherry": 1}
+
+
+def test_the_slot_is_learned_only_from_every_seed_of_this_process(settings: Any) -> None:
+    start_unproven(settings)
+    services.index_text(b"pear")
+    other_incarnation = {
+        "peers": [{**peer, "learned_for": "1"} for peer in learned_report("native", "native")["peers"]]
+    }
+    assert services.take_peer_report(other_incarnation) is False
+    assert services.take_peer_report({"peers": learned_report("native", "native")["peers"][:1]}) is False
+    assert services.take_peer_report(learned_report("native", "refused")) is False
+    assert services._node().unproven is not None and counts(["pear"]) == {"pear": 1}
+    assert services.take_peer_report(learned_report("native", "self")) is True, "the node itself is skipped"
+    assert own_slot("pear", settings) == 1
+
+
+def test_pending_increments_survive_checkpoints_that_remove_the_log_before_them(settings: Any) -> None:
+    start_unproven(settings)
+    wal = services._node().wal
+    assert wal is not None
+    wal.segment_bytes = 200  # roll every record or two
+    for n in range(30):
+        services.index_text(f"pending{n % 3} normal".encode())
+        services.dump_snapshot(force=True)
     crash_and_recover()
-    assert services._node().writes_held is not None, "a restart before syncing must not forget the hold"
-    assert services.release_writes() is True
-    services.index_text(b"now")
+    assert counts(["pending0", "normal"]) == {"pending0": 10, "normal": 30}
+    assert services.take_peer_report(learned_report("native", "self")) is True
+    for _ in range(3):
+        services.index_text(b"normal")
+        services.dump_snapshot(force=True)
     crash_and_recover()
-    assert services._node().writes_held is None
-    assert counts(["now", "too"]) == {"now": 1, "too": 0}
+    assert counts(["pending0", "normal"]) == {"pending0": 10, "normal": 33}
+    assert len(list_segments(settings.COUNTER.wal_dir)) < 10, "once folded, pending records are not kept for good"
+
+
+def test_writes_during_a_fold_are_counted_exactly_once(settings: Any) -> None:
+    start_unproven(settings)
+
+    def writer() -> None:
+        for _ in range(300):
+            services.index_text(b"race")
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    while sum(services._node().pending.totals([services.keywords().key_of("race")])) < 200:
+        time.sleep(0.001)
+    peer_holds("race", 1000, settings)
+    assert services.take_peer_report(learned_report("native", "native")) is True
+    assert any(thread.is_alive() for thread in threads), "the fold should happen while writes go on"
+    for thread in threads:
+        thread.join()
+    assert counts(["race"]) == {"race": 2200}
+    crash_and_recover()
+    assert counts(["race"]) == {"race": 2200}
+
+
+def test_a_wiped_node_without_seeds_counts_in_its_slot_at_once(settings: Any) -> None:
+    settings.COUNTER = dataclasses.replace(settings.COUNTER, seeds=())
+    services.reset_state()
+    wipe(settings.COUNTER.data_dir)
+    services.recover()
+    assert services._node().unproven is None
+    services.index_text(b"solo")
+    assert own_slot("solo", settings) == 1

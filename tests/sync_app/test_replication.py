@@ -7,7 +7,7 @@ import pytest
 
 from storage_app.core.store import GCounterStore
 from sync_app.core.protocol import Message, decode, encode
-from sync_app.core.replication import PeerRefused, PeerSession, Replica
+from sync_app.core.replication import DuplicateNodeId, OwnAddress, PeerRefused, PeerSession, Replica
 
 
 class LoopbackPeer:
@@ -134,5 +134,13 @@ def test_a_peer_with_another_tokenizer_is_refused() -> None:
     with pytest.raises(PeerRefused, match="COUNTER_TOKENIZER=words"):
         PeerSession(LoopbackPeer(b), 3600).run_round(a)
     same_id = Replica(GCounterStore(), 0, "words")
-    with pytest.raises(PeerRefused, match="own id"):
+    with pytest.raises(DuplicateNodeId, match="another process also runs as node 0"):
         PeerSession(LoopbackPeer(same_id), 3600).run_round(a)
+
+
+def test_a_node_that_reaches_itself_is_told_so_and_learns_nothing_from_it() -> None:
+    a = Replica(GCounterStore(), 0, "words")
+    session = PeerSession(LoopbackPeer(a), 3600)
+    with pytest.raises(OwnAddress, match="this is node 0 itself"):
+        session.run_round(a)
+    assert session.status.learned_for is None

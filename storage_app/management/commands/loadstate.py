@@ -9,12 +9,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from counter_site.node_client import NodeNotRunning, NodeUnreachable, node_client_from_settings
+from counter_site.node_client import NodeCommandFailed, NodeNotRunning, NodeUnreachable, node_client_from_settings
 from storage_app.core.errors import CounterError
 from storage_app.core.legacy import decode_legacy_file
 from storage_app.core.snapshot import decode_snapshot, encode_snapshot, read_snapshot_file, write_snapshot_file
-from storage_app.core.store import GCounterStore, StoreChunk
-from sync_app.core.legacy_protocol import encode_legacy_sync
+from storage_app.core.store import GCounterStore
 
 
 class Command(BaseCommand):
@@ -39,13 +38,20 @@ class Command(BaseCommand):
                 snapshot = decode_snapshot(data)
                 keys, slots = snapshot.keys, snapshot.slots
         except OSError as error:
-            raise CommandError(f"cannot read {path}: {error.strerror}") from None
+            raise CommandError(f"cannot read {path}: {error.strerror}; check the path") from None
         except CounterError as error:
             raise CommandError(f"{path}: {error}") from None
 
+        config = settings.COUNTER
+        store = GCounterStore(max_slots=config.max_slots)
+        try:
+            # The file's rows in key order, duplicates combined: the form the node takes.
+            store.merge(keys, slots)
+        except CounterError as error:
+            raise CommandError(f"{path}: {error}; nothing was merged") from None
         node = node_client_from_settings()
         try:
-            result = node.push_legacy(encode_legacy_sync([StoreChunk(keys, slots)]))
+            result = node.load(store.export_chunks())
             self.stdout.write(
                 f"merged {len(keys)} keys from {path} into the running node: "
                 f"{result['changed']} changed, {result['added']} new"
@@ -57,19 +63,24 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{error}; the node seems to be running but busy: try again (its snapshot is not touched)"
             ) from None
+        except NodeCommandFailed as error:
+            raise CommandError(f"{error}; nothing was merged") from None
         finally:
             node.close()
 
-        config = settings.COUNTER
-        store = GCounterStore()
         try:
             existing = read_snapshot_file(config.snapshot_path, config.node_id)
+            state = GCounterStore(max_slots=config.max_slots)
+            if existing is not None:
+                state.merge(existing.keys, existing.slots)
+            merged = state.merge(keys, slots)
+            written = write_snapshot_file(config.snapshot_path, encode_snapshot(state.export_chunks(), config.node_id))
         except CounterError as error:
-            raise CommandError(str(error)) from None
-        if existing is not None:
-            store.merge(existing.keys, existing.slots)
-        merged = store.merge(keys, slots)
-        written = write_snapshot_file(config.snapshot_path, encode_snapshot(store.export_chunks(), config.node_id))
+            raise CommandError(f"{error}; nothing was merged") from None
+        except OSError as error:
+            raise CommandError(
+                f"cannot write {config.snapshot_path}: {error.strerror}; check COUNTER_DATA_DIR and its permissions"
+            ) from None
         self.stdout.write(
             f"node not running: merged {len(keys)} keys from {path} into {written.path} "
             f"({merged.changed} changed, {merged.added} new, {written.keys} keys in all)"

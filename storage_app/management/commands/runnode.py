@@ -39,7 +39,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from counter_site.config import NodeConfig
-from counter_site.node_client import NodeClient, NodeUnreachable
+from counter_site.node_client import NodeClient, NodeCommandFailed
 from storage_app.core.errors import CounterError
 from storage_app.core.snapshot import check_snapshot_file
 
@@ -208,7 +208,7 @@ class Command(BaseCommand):
         if self.gunicorn.poll() is None:
             try:
                 self.node.drain()
-            except (NodeUnreachable, RuntimeError) as error:
+            except NodeCommandFailed as error:
                 logger.warning("could not close client writes before stopping: %s", error)
         clean = True
         for name, process in self.helpers.items():

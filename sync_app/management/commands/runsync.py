@@ -22,7 +22,7 @@ import requests
 from django.conf import settings
 
 from counter_site.loop_command import LoopCommand
-from counter_site.node_client import NodeClient, NodeUnreachable, node_client_from_settings
+from counter_site.node_client import NodeClient, NodeCommandFailed, NodeUnreachable, node_client_from_settings
 from storage_app.core.errors import CounterError
 from storage_app.core.store import StoreChunk
 from sync_app.auth import sync_token_header
@@ -53,7 +53,6 @@ class PeerLink:
         self.next_native_probe = 0.0
         self.last_down_log = 0.0
         self.last_error_logged: str | None = None
-        self.refused_with: int | None = None
 
     @property
     def status(self) -> Any:
@@ -65,6 +64,8 @@ class PeerLink:
         A seed in backoff is skipped, except in the final round at shutdown.
         """
         now = time.monotonic()
+        if self.status.mode == "self":
+            return "self"
         if now < self.next_attempt and not final:
             return "waiting"
         try:
@@ -114,9 +115,15 @@ class PeerLink:
         message = str(error)
         refused = isinstance(error, PeerHttpError) and error.status in (400, 401, 409)
         now = time.monotonic()
+        if isinstance(error, PeerHttpError) and error.code == "own_address":
+            # A StatefulSet's pod 0 lists itself; there is nothing to sync with there.
+            logger.info("seed %s is this node itself: skipping it", self.http.url)
+            status.mode = "self"
+            status.reachable = True
+            status.last_error = None
+            return
         if refused:
             status.mode = "refused"
-            self.refused_with = error.status if isinstance(error, PeerHttpError) else None
             if message != self.last_error_logged:
                 logger.error("seed %s refuses to sync: %s", self.http.url, message)
         elif status.reachable is not False:
@@ -156,7 +163,7 @@ class Command(LoopCommand):
         self.generation = 0
         self.report_lock = threading.Lock()
         self.last_report = 0.0
-        self.reported_synced = False
+        self.reported_learned: tuple[object, ...] = ()
 
     def legacy_body_maker(self) -> Any:
         """A function giving a current counter-app body, built at most once per round."""
@@ -166,7 +173,7 @@ class Command(LoopCommand):
             if not cache:
                 try:
                     state = self.node.fetch_state()
-                except (NodeUnreachable, RuntimeError) as error:
+                except NodeCommandFailed as error:
                     raise LocalNodeUnavailable(str(error)) from None
                 cache.append(encode_legacy_sync([StoreChunk(state.keys, state.slots)], self.min_width))
             return cache[0]
@@ -186,47 +193,29 @@ class Command(LoopCommand):
         self.report(force=True)
         return ", ".join(f"{link.http.url}: {outcome}" for link, outcome in zip(self.links, outcomes, strict=True))
 
-    def all_seeds_synced(self) -> bool:
-        """Has every seed been synced with since runsync started?
-
-        A node that cannot prove its own slot complete (wiped or stale disk) holds
-        client writes until then; see services._hold_reason. A native seed counts
-        once anti-entropy with it completed, a counter-app seed once it took a
-        push, a seed that refused us for another tokenizer (409: not part of this
-        cluster) counts as settled; one that refused our token or protocol does not.
-        """
-        return all(
-            (link.status.mode == "native" and link.status.last_anti_entropy is not None)
-            or (link.status.mode == "legacy" and link.status.last_success is not None)
-            or (link.status.mode == "refused" and link.refused_with == 409)
-            for link in self.links
-        )
-
     def report(self, force: bool = False) -> None:
-        """Tell the node how each seed is doing (GET /cluster) and whether all are synced.
+        """Tell the node how each seed is doing (GET /cluster, and whether it has learned its slot).
 
-        At most every REPORT_EVERY seconds, except the first report that says every
-        seed is synced: a node holding writes takes them again at once.
+        At most every REPORT_EVERY seconds, except when a seed's mode or learned
+        state changed: a node with pending increments adds them to its slot as
+        soon as it has learned its slot from every seed.
         """
-        synced = self.all_seeds_synced()
+        learned = tuple((link.status.mode, link.status.learned_for) for link in self.links)
         with self.report_lock:
             now = time.monotonic()
-            first_synced = synced and not self.reported_synced
-            if not force and not first_synced and now - self.last_report < REPORT_EVERY:
+            news = learned != self.reported_learned
+            if not force and not news and now - self.last_report < REPORT_EVERY:
                 return
             self.last_report = now
-            self.reported_synced = synced
-            report = {
-                "reported_at": time.time(),
-                "peers": [link.status.as_dict() for link in self.links],
-                "all_seeds_synced": synced,
-            }
+            self.reported_learned = learned
+            report = {"reported_at": time.time(), "peers": [link.status.as_dict() for link in self.links]}
         try:
             if self.local.report_peers(report):
-                logger.info("synced with every seed: the node takes client writes again")
-        except LocalNodeUnavailable:
+                logger.info("learned this node's slot from every seed: its pending increments are in its slot now")
+        except LocalNodeUnavailable as error:
+            logger.debug("report not taken: %s", error)
             with self.report_lock:
-                self.reported_synced = False
+                self.reported_learned = ()
 
     def loop(self, interval: float) -> None:
         """Until stopped: a watcher thread for changes, one thread per seed; then a final round each."""
