@@ -1,7 +1,8 @@
-"""Domain errors become HTTP here, and every error body is JSON.
+"""Errors become HTTP here, in one place, and every error body is JSON.
 
-Error bodies have the shape ``{"detail": "<what went wrong and what to do>",
-"code": "<stable machine-readable code>"}``.
+The apps raise their own exceptions (``CounterError`` subclasses with a stable
+``code``); ``STATUS_OF`` gives each its status. Error bodies have the shape
+``{"detail": "<what went wrong and what to do>", "code": "<stable code>"}``.
 """
 
 from __future__ import annotations
@@ -15,79 +16,66 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from storage_app.core.errors import BadSyncPayload, CounterError, SnapshotCorrupt, SnapshotForeign, TooManySlots
+from storage_app.core.errors import (
+    BadSyncPayload,
+    BodyIncomplete,
+    BodyTooLarge,
+    CounterError,
+    ShuttingDown,
+    SnapshotCorrupt,
+    SnapshotForeign,
+    StillRecovering,
+    TextNotUtf8,
+    TooManySlots,
+)
 from storage_app.core.wal import LogWriteFailed
 from sync_app.core.protocol import ProtocolError, UnsupportedVersion
-from sync_app.core.replication import DuplicateNodeId, OwnAddress, PeerRefused
+from sync_app.core.replication import PeerRefused
 
 logger = logging.getLogger(__name__)
 
-_STATUS_OF: dict[type[CounterError], int] = {
+# Each error's status; a subclass takes its nearest listed ancestor's. Unlisted: 500.
+STATUS_OF: dict[type[CounterError], int] = {
+    TextNotUtf8: status.HTTP_400_BAD_REQUEST,
+    BodyIncomplete: status.HTTP_400_BAD_REQUEST,
     BadSyncPayload: status.HTTP_400_BAD_REQUEST,
     TooManySlots: status.HTTP_400_BAD_REQUEST,
-    SnapshotCorrupt: status.HTTP_400_BAD_REQUEST,  # a body in snapshot format (loadstate's) that is damaged
-    SnapshotForeign: status.HTTP_400_BAD_REQUEST,
     ProtocolError: status.HTTP_400_BAD_REQUEST,
     UnsupportedVersion: status.HTTP_400_BAD_REQUEST,
+    SnapshotCorrupt: status.HTTP_400_BAD_REQUEST,  # a body in snapshot format (loadstate's) that is damaged
+    SnapshotForeign: status.HTTP_400_BAD_REQUEST,
     PeerRefused: status.HTTP_409_CONFLICT,
-    DuplicateNodeId: status.HTTP_409_CONFLICT,
-    OwnAddress: status.HTTP_409_CONFLICT,
+    BodyTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    StillRecovering: status.HTTP_503_SERVICE_UNAVAILABLE,
+    ShuttingDown: status.HTTP_503_SERVICE_UNAVAILABLE,
+    LogWriteFailed: status.HTTP_507_INSUFFICIENT_STORAGE,
 }
 
 
-class PayloadTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "Request body is too large."
-    default_code = "payload_too_large"
-
-
-class BodyIncomplete(APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = "The request body is incomplete; nothing was counted."
-    default_code = "incomplete_body"
-
-
-class InvalidText(APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = "Request body is not valid UTF-8 text."
-    default_code = "invalid_utf8"
-
-
-class NotReadyYet(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The node is still loading its snapshot and log; retry in a moment (GET /readyz says when)."
-    default_code = "not_ready"
-
-
-class ServiceUnavailable(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The node is shutting down and takes no more writes; retry on another node."
-    default_code = "unavailable"
+def status_of(error: CounterError) -> int:
+    for kind in type(error).__mro__:
+        if kind in STATUS_OF:
+            return STATUS_OF[kind]
+    return status.HTTP_500_INTERNAL_SERVER_ERROR
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus the core's errors, plus a ``code`` in every body."""
-    from storage_app.services import NotReady
-
-    if isinstance(exc, NotReady):
-        exc = NotReadyYet()
-    if isinstance(exc, LogWriteFailed):
-        logger.error("refused a write: %s", exc)
-        return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_507_INSUFFICIENT_STORAGE)
+    """The apps' errors by ``STATUS_OF``; DRF's own (404, 405, 401, ...) with a ``code`` added."""
     if isinstance(exc, CounterError):
+        response_status = status_of(exc)
         if isinstance(exc, PeerRefused):
             logger.warning("refused a sync request: %s", exc)
-        return Response(
-            {"detail": str(exc), "code": exc.code},
-            status=_STATUS_OF.get(type(exc), status.HTTP_500_INTERNAL_SERVER_ERROR),
-        )
+        elif isinstance(exc, LogWriteFailed):
+            logger.error("refused a write: %s", exc)
+        response = Response({"detail": str(exc), "code": exc.code}, status=response_status)
+        if isinstance(exc, BodyTooLarge):
+            # The unread rest of the body would otherwise be parsed as the next request.
+            response["Connection"] = "close"
+        return response
     response = exception_handler(exc, context)
     if response is not None and isinstance(exc, APIException) and isinstance(response.data, dict):
         codes = exc.get_codes()
         response.data.setdefault("code", codes if isinstance(codes, str) else "invalid")
-    if response is not None and isinstance(exc, PayloadTooLarge):
-        # The unread rest of the body would otherwise be parsed as the next request.
-        response["Connection"] = "close"
     return response
 
 

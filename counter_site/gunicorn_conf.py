@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from counter_site.config import load_config
+from storage_app.core.config import load_config
 
 _config = load_config(os.environ)
 _host = f"[{_config.host}]" if ":" in _config.host else _config.host
@@ -53,11 +53,9 @@ control_socket_disable = True
 def worker_exit(server: Any, worker: Any) -> None:
     """Last dump in the worker itself, after its final request: nothing served is left unwritten."""
     try:
-        from storage_app import services
+        from storage_app.node import current_node
 
-        services.stop_tokenizer_processes()
-        result = services.dump_snapshot()
-        services.shut_down_cleanly()
+        result = current_node().shut_down()
     except Exception:  # the worker is exiting; say why the dump failed, don't hide the exit
         server.log.exception("final dump failed")
         return

@@ -28,7 +28,7 @@ class PortRoutingMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.sync_port = str(settings.COUNTER_SYNC_PORT)
+        self.sync_port = str(settings.COUNTER.sync_port)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.META.get("SERVER_PORT") == self.sync_port:

@@ -1,7 +1,7 @@
 """Django settings for a Counter node.
 
 Every knob is a COUNTER_* environment variable, read and checked by
-``counter_site.config.load_config``; a bad value stops the process with a
+``storage_app.core.config.load_config``; a bad value stops the process with a
 message naming the variable. The node keeps no database: its state is the
 in-memory store of ``storage_app`` and its snapshot file.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from counter_site.config import ConfigError, load_config
+from storage_app.core.config import ConfigError, load_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -23,13 +23,6 @@ try:
 except ConfigError as error:
     raise ImproperlyConfigured(str(error)) from None
 
-COUNTER_NODE_ID = COUNTER.node_id
-COUNTER_SYNC_PORT = COUNTER.sync_port
-COUNTER_PUBLIC_PORT = COUNTER.public_port
-COUNTER_TOKENIZER = COUNTER.tokenizer
-COUNTER_MAX_BODY_BYTES = COUNTER.max_body_bytes
-COUNTER_MAX_SYNC_BODY_BYTES = COUNTER.max_sync_body_bytes
-COUNTER_INTERNAL_TOKEN = COUNTER.internal_token
 # Set by wsgi.py: only the serving process loads the snapshot into its store.
 COUNTER_SERVING = os.environ.get("COUNTER_SERVING") == "1"
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from counter_site.views import ApiRootView, HealthView, ReadyView
+from counter_site.views import ApiRootView
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
+    path("", include("sync_app.public_urls")),
     path("", include("storage_app.urls")),
-    path("healthz", HealthView.as_view(), name="healthz"),
-    path("readyz", ReadyView.as_view(), name="readyz"),
     path("swagger", SpectacularJSONAPIView.as_view(urlconf="counter_site.urls_public"), name="schema"),
     path("swagger/ui", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

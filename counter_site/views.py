@@ -19,31 +19,3 @@ class ApiRootView(APIView):
                 "swagger_ui": reverse("swagger-ui", request=request),
             }
         )
-
-
-class HealthView(APIView):
-    """200 whenever the node's process serves requests."""
-
-    renderer_classes = APIView.renderer_classes[:1]
-
-    @extend_schema(exclude=True)
-    def get(self, request: Request) -> Response:
-        from django.conf import settings
-
-        from storage_app.services import get_store
-
-        return Response({"status": "ok", "node_id": settings.COUNTER_NODE_ID, "keys": len(get_store())})
-
-
-class ReadyView(APIView):
-    """200 once the node has recovered its state (snapshot and log) and serves; 503 before."""
-
-    renderer_classes = APIView.renderer_classes[:1]
-
-    @extend_schema(exclude=True)
-    def get(self, request: Request) -> Response:
-        from storage_app.services import is_ready
-
-        if is_ready():
-            return Response({"status": "ready"})
-        return Response({"status": "recovering", "detail": "loading the snapshot and replaying the log"}, status=503)

@@ -8,10 +8,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from counter_site.http import read_body
-from counter_site.internal_auth import IsLocalNodeCommand
-from storage_app import services
 from storage_app.core.snapshot import decode_snapshot
+from storage_app.http import read_body
+from storage_app.internal_auth import IsLocalNodeCommand
+from storage_app.node import current_node
 
 
 class InternalView(APIView):
@@ -24,7 +24,7 @@ class StateView(InternalView):
     """GET: the whole store, streamed in snapshot format (for runsync)."""
 
     def get(self, request: Request) -> StreamingHttpResponse:
-        return StreamingHttpResponse(services.snapshot_stream(), content_type="application/octet-stream")
+        return StreamingHttpResponse(current_node().snapshot_stream(), content_type="application/octet-stream")
 
 
 @extend_schema(exclude=True)
@@ -32,7 +32,7 @@ class DumpView(InternalView):
     """POST: write the snapshot file now if anything changed (``?force=1``: even if not)."""
 
     def post(self, request: Request) -> Response:
-        result = services.dump_snapshot(force=request.query_params.get("force") == "1")
+        result = current_node().dump(force=request.query_params.get("force") == "1")
         return Response(
             {"written": result.written, "keys": result.keys, "bytes": result.size_bytes, "seconds": result.seconds}
         )
@@ -44,7 +44,7 @@ class LoadView(InternalView):
 
     def post(self, request: Request) -> Response:
         snapshot = decode_snapshot(read_body(request, 1 << 40, "internal"))
-        result = services.merge_rows(snapshot.keys, snapshot.slots)
+        result = current_node().merge_rows(snapshot.keys, snapshot.slots)
         return Response({"received": result.received, "changed": result.changed, "added": result.added})
 
 
@@ -53,5 +53,5 @@ class DrainView(InternalView):
     """POST: stop taking client writes (shutdown), once those in flight are done."""
 
     def post(self, request: Request) -> Response:
-        services.close_writes()
+        current_node().close_writes()
         return Response({"writes": "closed"})

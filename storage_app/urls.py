@@ -1,3 +1,5 @@
+"""The public port's routes of the storage side: count, read, health."""
+
 from __future__ import annotations
 
 from django.urls import path, re_path
@@ -5,8 +7,9 @@ from django.urls import path, re_path
 from storage_app import views
 
 urlpatterns = [
-    path("cluster", views.ClusterView.as_view(), name="cluster"),
     path("keywords", views.KeywordsView.as_view(), name="keywords"),
     # A keyword may contain "/" under the fields tokenizer, hence the regex.
     re_path(r"^keywords/(?P<keyword>.+)$", views.KeywordDetailView.as_view(), name="keyword-detail"),
+    path("healthz", views.HealthView.as_view(), name="healthz"),
+    path("readyz", views.ReadyView.as_view(), name="readyz"),
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -10,11 +9,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from counter_site.exceptions import InvalidText, ServiceUnavailable
-from counter_site.http import read_body
-from counter_site.plain_json import PlainJSONReads, query_values
-from storage_app import services
+from storage_app.http import read_body
+from storage_app.node import current_node
 from storage_app.parsers import PlainTextParser
+from storage_app.plain_json import PlainJSONReads, query_values
 from storage_app.serializers import ErrorSerializer, IndexResultSerializer, OccurrenceSerializer
 
 
@@ -47,8 +45,7 @@ class KeywordsView(PlainJSONReads, APIView):
         return Response(self.read(request))
 
     def read(self, request: HttpRequest | Request) -> list[dict[str, object]]:
-        services.require_ready()
-        return _occurrences(services.lookup(query_values(request, "keywords")))
+        return _occurrences(current_node().lookup(query_values(request, "keywords")))
 
     @extend_schema(
         operation_id="keywords_index",
@@ -75,15 +72,8 @@ class KeywordsView(PlainJSONReads, APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        body = read_body(request, settings.COUNTER_MAX_BODY_BYTES, "COUNTER_MAX_BODY_BYTES")
-        try:
-            result = services.index_text(body)
-        except UnicodeDecodeError as error:
-            raise InvalidText(
-                f"Request body is not valid UTF-8 (byte {error.start}: {error.reason}); nothing was counted."
-            ) from None
-        except services.WritesClosed:
-            raise ServiceUnavailable from None
+        node = current_node()
+        result = node.index(read_body(request, node.config.max_body_bytes, "COUNTER_MAX_BODY_BYTES"))
         return Response({"tokens": result.tokens, "keywords": result.keywords})
 
 
@@ -99,26 +89,27 @@ class KeywordDetailView(PlainJSONReads, APIView):
         return Response(self.read(request, keyword))
 
     def read(self, request: HttpRequest | Request, keyword: str) -> dict[str, object]:
-        services.require_ready()
-        return _occurrences(services.lookup([keyword]))[0]
+        return _occurrences(current_node().lookup([keyword]))[0]
 
 
-class ClusterView(APIView):
-    """This node and each of its peers as runsync last saw them."""
+class HealthView(APIView):
+    """200 whenever the node's process serves requests."""
 
-    @extend_schema(
-        operation_id="cluster_status",
-        summary="Replication status",
-        description=(
-            "`node`: this node's id, incarnation, change sequence, keys, slots and tokenizer, and `pending`: "
-            "why the node cannot yet prove its own slot complete (`reason`, null when it can), since when "
-            "(`since`, Unix time), and the keys and increments it holds as pending until it has learned its "
-            "slot from every seed (they are in its reads, and replicated once added to its slot). `peers`: for each "
-            "seed, its address, node id, mode (native, legacy for counter-app, refused), whether it is reachable, "
-            "the last successful sync and anti-entropy (Unix time), keys and bytes sent and received, errors, the "
-            "last error, and `lag`: how many of this node's changes the peer has not acknowledged yet."
-        ),
-        responses={200: OpenApiTypes.OBJECT},
-    )
+    renderer_classes = APIView.renderer_classes[:1]
+
+    @extend_schema(exclude=True)
     def get(self, request: Request) -> Response:
-        return Response(services.cluster_status())
+        node = current_node()
+        return Response({"status": "ok", "node_id": node.config.node_id, "keys": len(node.store)})
+
+
+class ReadyView(APIView):
+    """200 once the node has loaded its snapshot and log (from then on it takes every valid write); 503 before."""
+
+    renderer_classes = APIView.renderer_classes[:1]
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        if current_node().ready:
+            return Response({"status": "ready"})
+        return Response({"status": "recovering", "detail": "loading the snapshot and replaying the log"}, status=503)

@@ -14,10 +14,10 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from counter_site.http import read_body
-from storage_app import services
+from storage_app.http import read_body
 from storage_app.internal_views import InternalView
 from sync_app.core.protocol import CONTENT_TYPE, Cursor, Kind, Message, decode, encode
+from sync_app.sync_state import current_sync
 
 
 def _binary(message: Message) -> HttpResponse:
@@ -34,7 +34,7 @@ def _int(request: Request, name: str) -> int:
 @extend_schema(exclude=True)
 class HelloView(InternalView):
     def get(self, request: Request) -> HttpResponse:
-        return _binary(Message(Kind.EXCHANGE_RESPONSE, services.replica().hello()))
+        return _binary(Message(Kind.EXCHANGE_RESPONSE, current_sync().replica.hello()))
 
 
 @extend_schema(exclude=True)
@@ -42,7 +42,7 @@ class ChangesView(InternalView):
     """GET ?incarnation=&sequence=&max=&exclude=: our changes after a cursor."""
 
     def get(self, request: Request) -> HttpResponse:
-        replica = services.replica()
+        replica = current_sync().replica
         cursor = Cursor(_int(request, "incarnation"), _int(request, "sequence"))
         exclude = request.query_params.get("exclude")
         found, rows = replica.changes(cursor, _int(request, "max"), int(exclude) if exclude else None)
@@ -55,13 +55,13 @@ class MergeView(InternalView):
 
     def post(self, request: Request) -> Response:
         message = decode(read_body(request, 1 << 40, "internal"))
-        return Response({"changed": services.replica().merge(message.rows, origin=message.hello.node_id)})
+        return Response({"changed": current_sync().replica.merge(message.rows, origin=message.hello.node_id)})
 
 
 @extend_schema(exclude=True)
 class DigestsView(InternalView):
     def get(self, request: Request) -> HttpResponse:
-        replica = services.replica()
+        replica = current_sync().replica
         sequence, digests = replica.digests(_int(request, "bits"))
         cursor = Cursor(replica.store.incarnation, sequence)
         return _binary(Message(Kind.DIGEST_RESPONSE, replica.hello(), cursor=cursor, digests=digests))
@@ -73,7 +73,7 @@ class BucketsView(InternalView):
 
     def post(self, request: Request) -> HttpResponse:
         message = decode(read_body(request, 1 << 40, "internal"))
-        replica = services.replica()
+        replica = current_sync().replica
         if message.bucket_ids is None or message.page is None:
             raise ParseError("a bucket request needs bucket ids and a page")
         rows, page = replica.bucket_rows(message.bucket_ids, message.bucket_bits, message.page)
@@ -86,7 +86,7 @@ class WaitView(InternalView):
 
     def get(self, request: Request) -> Response:
         timeout = min(_int(request, "timeout_ms") / 1000, 30.0)
-        return Response({"sequence": services.wait_for_change(_int(request, "since"), timeout)})
+        return Response({"sequence": current_sync().node.store.wait_for_change(_int(request, "since"), timeout)})
 
 
 @extend_schema(exclude=True)
@@ -98,4 +98,4 @@ class PeerReportView(InternalView):
     def post(self, request: Request) -> Response:
         # A node with pending increments adds them to its slot once the report
         # shows it has learned its slot from every seed.
-        return Response({"stored": True, "folded": services.take_peer_report(dict(request.data))})
+        return Response({"stored": True, "folded": current_sync().take_report(dict(request.data))})

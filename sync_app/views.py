@@ -1,8 +1,7 @@
-"""Sync port: counter-app's full-state push, so mixed clusters converge."""
+"""Peer-facing sync routes (native protocol, counter-app's push) and the public GET /cluster."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -10,13 +9,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from counter_site.http import read_body
-from storage_app import services
+from storage_app.http import read_body
 from storage_app.serializers import ErrorSerializer
 from sync_app.auth import HasSyncToken
 from sync_app.core.legacy_protocol import decode_legacy_sync
 from sync_app.core.protocol import CONTENT_TYPE, decode, encode
-from sync_app.serializers import LegacySyncItemSerializer, MergeResultSerializer
+from sync_app.serializers import ClusterSerializer, LegacySyncItemSerializer, MergeResultSerializer
+from sync_app.sync_state import current_sync
 
 
 class SyncView(APIView):
@@ -39,12 +38,14 @@ class LegacySyncView(SyncView):
         responses={200: MergeResultSerializer, 400: OpenApiResponse(ErrorSerializer), 413: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request) -> Response:
-        services.require_ready()
-        body = read_body(request, settings.COUNTER_MAX_SYNC_BODY_BYTES, "COUNTER_MAX_SYNC_BODY_BYTES")
-        keys, slots = decode_legacy_sync(body, services.get_store().max_slots)
-        result = services.merge_rows(keys, slots)
+        sync = current_sync()
+        config = sync.node.config
+        sync.node.require_ready()
+        body = read_body(request, config.max_sync_body_bytes, "COUNTER_MAX_SYNC_BODY_BYTES")
+        keys, slots = decode_legacy_sync(body, config.max_slots)
+        result = sync.node.merge_rows(keys, slots)
         # counter-app pushes its full state, so this peer has now told us its copy of our slot.
-        services.note_legacy_push(request.META.get("REMOTE_ADDR", ""))
+        sync.note_legacy_push(request.META.get("REMOTE_ADDR", ""))
         return Response({"received": result.received, "changed": result.changed, "added": result.added})
 
 
@@ -70,7 +71,29 @@ class NativeSyncView(SyncView):
         },
     )
     def post(self, request: Request) -> HttpResponse:
-        services.require_ready()
-        body = read_body(request, settings.COUNTER_MAX_SYNC_BODY_BYTES, "COUNTER_MAX_SYNC_BODY_BYTES")
-        answer = services.replica().handle(decode(body))
+        sync = current_sync()
+        sync.node.require_ready()
+        body = read_body(request, sync.node.config.max_sync_body_bytes, "COUNTER_MAX_SYNC_BODY_BYTES")
+        answer = sync.replica.handle(decode(body))
         return HttpResponse(encode(answer), content_type=CONTENT_TYPE)
+
+
+class ClusterView(APIView):
+    """This node and each of its peers as runsync last saw them."""
+
+    @extend_schema(
+        operation_id="cluster_status",
+        summary="Replication status",
+        description=(
+            "`node`: this node's id, incarnation, change sequence, keys, slots and tokenizer, and `pending`: "
+            "why the node cannot yet prove its own slot complete (`reason`, null when it can), since when "
+            "(`since`, Unix time), and the keys and increments it holds as pending until it has learned its "
+            "slot from every seed (they are in its reads, and replicated once added to its slot). `peers`: for each "
+            "seed, its address, node id, mode (native, legacy for counter-app, refused, self), whether it is "
+            "reachable, the last successful sync and anti-entropy (Unix time), keys and bytes sent and received, "
+            "errors, the last error, and `lag`: how many of this node's changes the peer has not acknowledged yet."
+        ),
+        responses={200: ClusterSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(ClusterSerializer(current_sync().cluster_status()).data)

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from storage_app import services
-from tests.cluster.nodes import Node
+from storage_app.core.config import NodeConfig
+from storage_app.node import Node, current_node, replace_node
+from tests.cluster.nodes import Node as NodeProcess
 
 
 class PortClient(APIClient):
@@ -24,35 +25,48 @@ class PortClient(APIClient):
         return super().generic(*args, **extra)
 
 
-@pytest.fixture(autouse=True)
-def fresh_node(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Every test starts from an empty, recovered store whose data directory is its own."""
-    settings.COUNTER = dataclasses.replace(settings.COUNTER, data_dir=tmp_path_factory.mktemp("node-data"))
-    services.reset_state()
-    services.keywords.cache_clear()
-    services.recover()
-    yield
-    services.reset_state()
-    services.keywords.cache_clear()
+def start_node(config: NodeConfig) -> Node:
+    """A node recovered from ``config``'s data directory, made the process's node (what a worker does)."""
+    node = Node(config)
+    node.recover()
+    replace_node(node)
+    return node
+
+
+def restart_node(**changes: Any) -> Node:
+    """Drop the process's node without any shutdown step (a crash), start a new one on the same disk.
+
+    ``changes`` replace fields of its configuration.
+    """
+    config = dataclasses.replace(current_node().config, **changes)
+    return start_node(config)
 
 
 @pytest.fixture
-def public_client(settings: Any) -> PortClient:
-    return PortClient(settings.COUNTER_PUBLIC_PORT)
+def node(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """An empty, recovered node whose data directory is its own."""
+    yield start_node(dataclasses.replace(settings.COUNTER, data_dir=tmp_path_factory.mktemp("node-data")))
+    current_node().stop_tokenizer_processes()
+    replace_node(None)
 
 
 @pytest.fixture
-def sync_client(settings: Any) -> PortClient:
-    return PortClient(settings.COUNTER_SYNC_PORT)
+def public_client(node: Node) -> PortClient:
+    return PortClient(node.config.public_port)
 
 
 @pytest.fixture
-def make_node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
+def sync_client(node: Node) -> PortClient:
+    return PortClient(node.config.sync_port)
+
+
+@pytest.fixture
+def make_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
     """Creates nodes (not started); every node still running at the end is stopped."""
-    nodes: list[Node] = []
+    nodes: list[NodeProcess] = []
 
-    def factory(node_id: int, env: dict[str, str] | None = None, workdir: Path | None = None) -> Node:
-        node = Node(workdir or tmp_path / f"node{node_id}-{len(nodes)}", node_id, env)
+    def factory(node_id: int, env: dict[str, str] | None = None, workdir: Path | None = None) -> NodeProcess:
+        node = NodeProcess(workdir or tmp_path / f"node{node_id}-{len(nodes)}", node_id, env)
         nodes.append(node)
         return node
 

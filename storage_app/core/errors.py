@@ -37,3 +37,41 @@ class TooManySlots(CounterError):
     """A merge would need more replica slots than the store allows."""
 
     code = "too_many_slots"
+
+
+class StillRecovering(CounterError):
+    """The node is still loading its snapshot and log; it serves nothing of its state yet."""
+
+    code = "not_ready"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(
+            message or "The node is still loading its snapshot and log; retry in a moment (GET /readyz says when)."
+        )
+
+
+class ShuttingDown(CounterError):
+    """The node is stopping and takes no more client writes."""
+
+    code = "unavailable"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or "The node is shutting down and takes no more writes; retry on another node.")
+
+
+class BodyTooLarge(CounterError):
+    """A request body over its limit; nothing of it was used."""
+
+    code = "payload_too_large"
+
+
+class BodyIncomplete(CounterError):
+    """A request body shorter than its Content-Length said (the client went away)."""
+
+    code = "incomplete_body"
+
+
+class TextNotUtf8(CounterError):
+    """A text to count that is not UTF-8; nothing of it was counted."""
+
+    code = "invalid_utf8"

@@ -183,6 +183,11 @@ class GCounterStore:
                 self._compact_if_due()
             self._record(keys, LOCAL_ORIGIN)
 
+    def mark_applied(self, lsn: int) -> None:
+        """Every write-ahead log record up to ``lsn`` is in the store (chunks copied from now on say so)."""
+        with self._lock:
+            self._applied_lsn = max(self._applied_lsn, lsn)
+
     def read(self, keys: Sequence[int]) -> list[int]:
         """The total (sum over slots) of each key, in order; unknown keys are 0."""
         if not keys:

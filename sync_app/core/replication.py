@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -208,8 +209,15 @@ class PeerStatus:
 class PeerSession:
     """runsync's state for one peer (cursors, anti-entropy schedule, status) and the steps of a round."""
 
-    def __init__(self, remote: RemotePeer, anti_entropy_interval: float, bucket_bits: int = DEFAULT_BUCKET_BITS):
+    def __init__(
+        self,
+        remote: RemotePeer,
+        anti_entropy_interval: float,
+        bucket_bits: int = DEFAULT_BUCKET_BITS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.remote = remote
+        self.clock = clock
         self.anti_entropy_interval = anti_entropy_interval
         self.bucket_bits = bucket_bits
         self.status = PeerStatus(url=remote.url)
@@ -222,7 +230,7 @@ class PeerSession:
     def run_round(self, local: LocalNode) -> None:
         """Anti-entropy if due, then exchanges until both sides have sent everything."""
         self.status.rounds += 1
-        if time.monotonic() >= self.next_anti_entropy:
+        if self.clock() >= self.next_anti_entropy:
             self.anti_entropy(local)
         for _ in range(MAX_ROUNDS_PER_CALL):
             if self.exchange(local):
@@ -332,7 +340,7 @@ class PeerSession:
         self.status.last_anti_entropy = time.time()
         self.status.learned_for = f"{me.incarnation:016x}"
         self.status.anti_entropy_rounds += 1
-        self.next_anti_entropy = time.monotonic() + self.anti_entropy_interval
+        self.next_anti_entropy = self.clock() + self.anti_entropy_interval
         if len(differing):
             logger.info(
                 "anti-entropy with %s (node %d): %d of %d buckets differed and were repaired",

@@ -7,13 +7,10 @@ from typing import Any
 import numpy as np
 import requests
 
+from storage_app.core.node_client import NodeClient, NodeError
 from sync_app.core.protocol import CONTENT_TYPE, Cursor, Hello, Kind, Message, Page, Rows, decode, encode
 
 CONNECT_TIMEOUT = 2.0
-
-
-class LocalNodeUnavailable(Exception):
-    """The node's own internal routes failed: not the peer's fault."""
 
 
 class PeerHttpError(Exception):
@@ -72,34 +69,15 @@ class HttpPeer:
         self.session.close()
 
 
-class InternalNode:
-    """The node's own store, through its internal routes (a ``LocalNode`` for ``PeerSession``)."""
+class InternalNode(NodeClient):
+    """The node's own store through its internal routes: a ``LocalNode`` for ``PeerSession``, runsync's client."""
 
-    def __init__(self, session: requests.Session, base_url: str, timeout: float = 60.0) -> None:
-        self.session = session
-        self.base_url = base_url
-        self.timeout = timeout
-
-    def _get(self, path: str, **params: Any) -> requests.Response:
-        try:
-            response = self.session.get(self.base_url + path, params=params, timeout=self.timeout)
-            response.raise_for_status()
-        except requests.RequestException as error:
-            raise LocalNodeUnavailable(f"node at {self.base_url}: {error}") from None
-        return response
-
-    def _post(self, path: str, body: bytes) -> requests.Response:
-        try:
-            response = self.session.post(
-                self.base_url + path, data=body, headers={"Content-Type": CONTENT_TYPE}, timeout=self.timeout
-            )
-            response.raise_for_status()
-        except requests.RequestException as error:
-            raise LocalNodeUnavailable(f"node at {self.base_url}: {error}") from None
-        return response
+    def _binary(self, method: str, path: str, body: bytes | None = None, **params: Any) -> Message:
+        headers = {"Content-Type": CONTENT_TYPE} if body is not None else {}
+        return decode(self.request(method, path, params=params, data=body, headers=headers).content)
 
     def hello(self) -> Hello:
-        return decode(self._get("/internal/sync/hello").content).hello
+        return self._binary("GET", "/internal/sync/hello").hello
 
     def changes(self, cursor: Cursor | None, max_keys: int, exclude_origin: int | None) -> tuple[Cursor, Rows]:
         if cursor is None:
@@ -107,38 +85,39 @@ class InternalNode:
         params: dict[str, Any] = {"incarnation": cursor.incarnation, "sequence": cursor.sequence, "max": max_keys}
         if exclude_origin is not None:
             params["exclude"] = exclude_origin
-        message = decode(self._get("/internal/sync/changes", **params).content)
-        assert message.cursor is not None
+        message = self._binary("GET", "/internal/sync/changes", **params)
+        if message.cursor is None:
+            raise NodeError("the node answered a change request without a cursor")
         return message.cursor, message.rows or Rows.empty()
 
     def merge(self, rows: Rows | None, origin: int) -> int:
         if rows is None or len(rows.keys) == 0:
             return 0
         carrier = Hello(node_id=origin, incarnation=0, sequence=0, width=rows.slots.shape[1], tokenizer="words")
-        response = self._post("/internal/sync/merge", encode(Message(Kind.EXCHANGE_REQUEST, carrier, rows=rows)))
+        body = encode(Message(Kind.EXCHANGE_REQUEST, carrier, rows=rows))
+        response = self.request("POST", "/internal/sync/merge", data=body, headers={"Content-Type": CONTENT_TYPE})
         return int(response.json()["changed"])
 
     def digests(self, bits: int) -> tuple[int, np.ndarray]:
-        message = decode(self._get("/internal/sync/digests", bits=bits).content)
-        assert message.cursor is not None and message.digests is not None
+        message = self._binary("GET", "/internal/sync/digests", bits=bits)
+        if message.cursor is None or message.digests is None:
+            raise NodeError("the node answered a digest request without digests")
         return message.cursor.sequence, message.digests
 
     def bucket_rows(self, buckets: np.ndarray, bits: int, page: Page) -> tuple[Rows, Page]:
         carrier = Hello(node_id=0, incarnation=0, sequence=0, width=0, tokenizer="words")
         request = Message(Kind.BUCKETS_REQUEST, carrier, bucket_ids=buckets, bucket_bits=bits, page=page)
-        message = decode(self._post("/internal/sync/buckets", encode(request)).content)
-        assert message.page is not None
+        message = self._binary("POST", "/internal/sync/buckets", encode(request))
+        if message.page is None:
+            raise NodeError("the node answered a bucket request without a page")
         return message.rows or Rows.empty(), message.page
 
     def wait_for_change(self, since: int, timeout: float) -> int:
-        response = self._get("/internal/sync/wait", since=since, timeout_ms=int(timeout * 1000))
+        response = self.request(
+            "GET", "/internal/sync/wait", params={"since": since, "timeout_ms": int(timeout * 1000)}
+        )
         return int(response.json()["sequence"])
 
     def report_peers(self, report: dict[str, Any]) -> bool:
         """Send runsync's report; True if the node added its pending increments to its slot because of it."""
-        try:
-            response = self.session.post(self.base_url + "/internal/sync/peers", json=report, timeout=self.timeout)
-            response.raise_for_status()
-        except requests.RequestException as error:
-            raise LocalNodeUnavailable(f"node at {self.base_url}: {error}") from None
-        return bool(response.json().get("folded"))
+        return bool(self.request("POST", "/internal/sync/peers", json=report).json().get("folded"))

@@ -11,7 +11,7 @@ def test_the_core_imports_without_django() -> None:
         "import storage_app.core.legacy, sync_app.core.legacy_protocol, sync_app.core.protocol\n"
         "import sync_app.core.replication, sync_app.core.transport\n"
         "import storage_app.core.wal, storage_app.core.tokenizer_processes, storage_app.core.tokenizer_child\n"
-        "import counter_site.config\n"
+        "import storage_app.core.config\n"
         "bad = [name for name in sys.modules if name.split('.')[0] in ('django', 'rest_framework')]\n"
         "assert not bad, bad\n"
     )

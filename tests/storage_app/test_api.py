@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from storage_app import services
-from tests.conftest import PortClient
+from storage_app.node import TOKENIZE_IN_CHILD_FROM, Node
+from tests.conftest import PortClient, restart_node
 
 
 def post_text(client: PortClient, body: bytes | str, content_type: str = "text/plain", **extra: Any) -> Any:
@@ -60,9 +60,8 @@ def test_get_one_keyword_by_path(public_client: PortClient) -> None:
     assert public_client.get("/keywords/never-seen").json() == {"key": "never-seen", "count": 0}
 
 
-def test_fields_tokenizer_counts_like_counter_app(public_client: PortClient, settings: Any) -> None:
-    settings.COUNTER_TOKENIZER = "fields"
-    services.keywords.cache_clear()
+def test_fields_tokenizer_counts_like_counter_app(public_client: PortClient) -> None:
+    restart_node(tokenizer="fields")
     post_text(public_client, "Hello, hello and/or")
     assert counts(public_client, "hello,", "hello", "Hello", "and/or") == [1, 1, 1, 1]
     assert public_client.get("/keywords/and/or").json() == {"key": "and/or", "count": 1}
@@ -79,14 +78,14 @@ def test_invalid_utf8_is_a_400_in_json_and_counts_nothing(public_client: PortCli
 
 
 def test_a_large_text_is_counted_exactly(public_client: PortClient) -> None:
-    assert services.TOKENIZE_IN_CHILD_FROM < 200_000
+    assert TOKENIZE_IN_CHILD_FROM < 200_000
     text = "Alpha beta, BETA gamma! Don’t stop. " * 5_000
     assert post_text(public_client, text).json() == {"tokens": 30_000, "keywords": 5}
     assert counts(public_client, "alpha", "beta", "gamma", "don't", "stop") == [5_000, 10_000, 5_000, 5_000, 5_000]
 
 
-def test_a_body_over_the_limit_is_a_413_and_counts_nothing(public_client: PortClient, settings: Any) -> None:
-    settings.COUNTER_MAX_BODY_BYTES = 16
+def test_a_body_over_the_limit_is_a_413_and_counts_nothing(public_client: PortClient) -> None:
+    restart_node(max_body_bytes=16)
     response = post_text(public_client, "seventeen bytes!!")
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
@@ -101,8 +100,8 @@ def test_other_methods_get_a_json_405(public_client: PortClient) -> None:
     assert response.json()["code"] == "method_not_allowed"
 
 
-def test_a_draining_node_refuses_writes_with_503(public_client: PortClient) -> None:
-    services.close_writes()
+def test_a_draining_node_refuses_writes_with_503(public_client: PortClient, node: Node) -> None:
+    node.close_writes()
     response = post_text(public_client, "late write")
     assert response.status_code == 503
     assert counts(public_client, "late") == [0]

@@ -14,20 +14,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-from storage_app import services
 from storage_app.core import wal as wal_module
 from storage_app.core.wal import LogCorrupt, list_segments
-from tests.conftest import PortClient
+from storage_app.node import Node, current_node, replace_node
+from sync_app.sync_state import current_sync
+from tests.conftest import PortClient, restart_node, start_node
+
+pytestmark = pytest.mark.usefixtures("node")
 
 
 def crash_and_recover() -> None:
-    """Drop the process's state without any shutdown step, then recover from disk."""
-    services.reset_state()
-    services.recover()
+    """Drop the process's node without any shutdown step, then recover a new one from disk."""
+    restart_node()
 
 
 def counts(words: list[str]) -> dict[str, int]:
-    return dict(services.lookup(words))
+    return dict(current_node().lookup(words))
 
 
 def test_replay_after_snapshots_taken_during_writes_counts_nothing_twice() -> None:
@@ -39,13 +41,13 @@ def test_replay_after_snapshots_taken_during_writes_counts_nothing_twice() -> No
     def writer(offset: int) -> None:
         for round_number in range(150):
             text = " ".join(words[(offset + round_number + k) % len(words)] for k in range(5))
-            services.index_text(text.encode())
+            current_node().index(text.encode())
             with lock:
                 expected.update(text.split())
 
     def dumper() -> None:
         while not stop.is_set():
-            services.dump_snapshot(force=True)
+            current_node().dump(force=True)
 
     threads = [threading.Thread(target=writer, args=(index * 7,)) for index in range(4)]
     dumping = threading.Thread(target=dumper)
@@ -60,14 +62,14 @@ def test_replay_after_snapshots_taken_during_writes_counts_nothing_twice() -> No
     assert counts(words) == {word: expected[word] for word in words}
 
 
-def test_a_damaged_snapshot_falls_back_to_the_previous_one_and_the_log(settings: Any) -> None:
-    services.index_text(b"alpha beta")
-    services.dump_snapshot(force=True)
-    services.index_text(b"alpha gamma")
-    services.dump_snapshot(force=True)
-    services.index_text(b"alpha")
-    current = settings.COUNTER.snapshot_path
-    assert settings.COUNTER.previous_snapshot_path.exists()
+def test_a_damaged_snapshot_falls_back_to_the_previous_one_and_the_log() -> None:
+    current_node().index(b"alpha beta")
+    current_node().dump(force=True)
+    current_node().index(b"alpha gamma")
+    current_node().dump(force=True)
+    current_node().index(b"alpha")
+    current = current_node().config.snapshot_path
+    assert current_node().config.previous_snapshot_path.exists()
     damaged = bytearray(current.read_bytes())
     damaged[40] ^= 0xFF
     current.write_bytes(bytes(damaged))
@@ -75,29 +77,28 @@ def test_a_damaged_snapshot_falls_back_to_the_previous_one_and_the_log(settings:
     assert counts(["alpha", "beta", "gamma"]) == {"alpha": 3, "beta": 1, "gamma": 1}
 
 
-def test_a_torn_log_tail_is_cut_off_and_the_rest_recovered(settings: Any) -> None:
-    services.index_text(b"one")
-    services.index_text(b"two")
-    _first, segment = list_segments(settings.COUNTER.wal_dir)[-1]
+def test_a_torn_log_tail_is_cut_off_and_the_rest_recovered() -> None:
+    current_node().index(b"one")
+    current_node().index(b"two")
+    _first, segment = list_segments(current_node().config.wal_dir)[-1]
     with open(segment, "r+b") as handle:
         handle.truncate(segment.stat().st_size - 3)  # the last record, cut short by a crash
     crash_and_recover()
     assert counts(["one", "two"]) == {"one": 1, "two": 0}
-    services.index_text(b"two")
+    current_node().index(b"two")
     crash_and_recover()
     assert counts(["one", "two"]) == {"one": 1, "two": 1}
 
 
-def test_a_damaged_record_in_the_middle_of_the_log_stops_recovery(settings: Any) -> None:
+def test_a_damaged_record_in_the_middle_of_the_log_stops_recovery() -> None:
     for word in ("one", "two", "three"):
-        services.index_text(word.encode())
-    _first, segment = list_segments(settings.COUNTER.wal_dir)[-1]
+        current_node().index(word.encode())
+    _first, segment = list_segments(current_node().config.wal_dir)[-1]
     data = bytearray(segment.read_bytes())
     data[30] ^= 0xFF
     segment.write_bytes(bytes(data))
-    services.reset_state()
     with pytest.raises(LogCorrupt, match=rf"{segment.name}: .* at offset 16"):
-        services.recover()
+        Node(current_node().config).recover()
 
 
 def test_a_full_disk_refuses_the_write_with_507_and_counts_nothing(
@@ -121,33 +122,34 @@ def test_a_full_disk_refuses_the_write_with_507_and_counts_nothing(
 
 
 def test_readyz_is_503_until_recovery_is_done(public_client: PortClient) -> None:
-    services.reset_state()
+    node = Node(current_node().config)
+    replace_node(node)
     assert public_client.get("/readyz").status_code == 503
     assert public_client.get("/healthz").status_code == 200
     assert public_client.get("/keywords?keywords=x").status_code == 503
     assert public_client.generic("POST", "/keywords", "x", "text/plain").status_code == 503
-    services.recover()
+    node.recover()
     assert public_client.get("/readyz").status_code == 200
 
 
-def test_nothing_is_dumped_before_recovery_finished(settings: Any) -> None:
-    services.index_text(b"kept")
-    services.dump_snapshot(force=True)
-    before = settings.COUNTER.snapshot_path.read_bytes()
-    services.reset_state()  # a worker whose recovery has not finished (or failed)
-    assert services.dump_snapshot(force=True).written is False
-    assert settings.COUNTER.snapshot_path.read_bytes() == before
+def test_nothing_is_dumped_before_recovery_finished() -> None:
+    current_node().index(b"kept")
+    current_node().dump(force=True)
+    before = current_node().config.snapshot_path.read_bytes()
+    replace_node(Node(current_node().config))  # a worker whose recovery has not finished (or failed)
+    assert current_node().dump(force=True).written is False
+    assert current_node().config.snapshot_path.read_bytes() == before
 
 
-def test_checkpoints_remove_log_segments_older_than_the_previous_snapshot(settings: Any) -> None:
-    wal = services._node().wal
+def test_checkpoints_remove_log_segments_older_than_the_previous_snapshot() -> None:
+    wal = current_node().wal
     assert wal is not None
     wal.segment_bytes = 300  # roll every few records
     for round_number in range(3):
         for n in range(20):
-            services.index_text(f"word{n} round{round_number}".encode())
-        services.dump_snapshot(force=True)
-    segments = list_segments(settings.COUNTER.wal_dir)
+            current_node().index(f"word{n} round{round_number}".encode())
+        current_node().dump(force=True)
+    segments = list_segments(current_node().config.wal_dir)
     # The previous snapshot holds rounds 0 and 1 (records 1..40): the log before it is gone.
     first_lsn_kept = segments[0][0]
     assert 20 < first_lsn_kept <= 41, segments
@@ -164,18 +166,17 @@ def wipe(data_dir: Path) -> None:
     data_dir.mkdir()
 
 
-def start_unproven(settings: Any, wal: bool = True) -> None:
+def start_unproven(wal: bool = True) -> None:
     """Restart the node on a wiped data directory, with two seeds to learn its slot from."""
-    settings.COUNTER = dataclasses.replace(settings.COUNTER, seeds=SEEDS, wal=wal)
-    services.reset_state()
-    wipe(settings.COUNTER.data_dir)
-    services.recover()
-    assert services._node().unproven == "no state on disk (a new or wiped data directory)"
+    config = dataclasses.replace(current_node().config, seeds=SEEDS, wal=wal)
+    wipe(config.data_dir)
+    start_node(config)
+    assert current_node().unproven == "no state on disk (a new or wiped data directory)"
 
 
 def learned_report(*modes: str) -> dict[str, Any]:
     """runsync's report of SEEDS with each seed in the given mode, learned from in this process."""
-    incarnation = f"{services.get_store().incarnation:016x}"
+    incarnation = f"{current_node().store.incarnation:016x}"
     return {
         "peers": [
             {"url": url, "mode": mode, "learned_for": incarnation} for url, mode in zip(SEEDS, modes, strict=False)
@@ -183,96 +184,96 @@ def learned_report(*modes: str) -> dict[str, Any]:
     }
 
 
-def own_slot(word: str, settings: Any) -> int:
-    slots = services.get_store().slots_of(services.keywords().key_of(word))
-    return slots[settings.COUNTER_NODE_ID] if len(slots) > settings.COUNTER_NODE_ID else 0
+def own_slot(word: str) -> int:
+    slots = current_node().store.slots_of(current_node().keywords.key_of(word))
+    return slots[current_node().config.node_id] if len(slots) > current_node().config.node_id else 0
 
 
-def peer_holds(word: str, value: int, settings: Any) -> None:
+def peer_holds(word: str, value: int) -> None:
     """A peer's copy of this node's slot arrives (what anti-entropy pulls)."""
-    row = np.zeros((1, settings.COUNTER_NODE_ID + 1), dtype=np.uint64)
-    row[0, settings.COUNTER_NODE_ID] = value
-    services.merge_rows(np.array([services.keywords().key_of(word)], dtype=np.uint64), row)
+    row = np.zeros((1, current_node().config.node_id + 1), dtype=np.uint64)
+    row[0, current_node().config.node_id] = value
+    current_node().merge_rows(np.array([current_node().keywords.key_of(word)], dtype=np.uint64), row)
 
 
 @pytest.mark.parametrize("wal", [True, False], ids=["log", "no-log"])
-def test_a_wiped_node_takes_writes_as_pending_and_adds_them_to_its_learned_slot(settings: Any, wal: bool) -> None:
-    start_unproven(settings, wal=wal)
-    services.index_text(b"apple apple cherry")
+def test_a_wiped_node_takes_writes_as_pending_and_adds_them_to_its_learned_slot(wal: bool) -> None:
+    start_unproven(wal=wal)
+    current_node().index(b"apple apple cherry")
     assert counts(["apple", "cherry"]) == {"apple": 2, "cherry": 1}, "reads include pending increments at once"
-    assert own_slot("apple", settings) == 0, "pending increments stay out of the slot"
-    peer_holds("apple", 20, settings)  # counted before the disk was wiped
+    assert own_slot("apple") == 0, "pending increments stay out of the slot"
+    peer_holds("apple", 20)  # counted before the disk was wiped
     assert counts(["apple"]) == {"apple": 22}
 
     crash_and_recover()  # kill -9 while pending: the increments come back from the log, still pending
-    assert services._node().unproven == "it stopped before it had learned its slot from every seed"
+    assert current_node().unproven == "it stopped before it had learned its slot from every seed"
     assert counts(["apple", "cherry"]) == {"apple": 2, "cherry": 1}
-    peer_holds("apple", 20, settings)
+    peer_holds("apple", 20)
 
-    assert services.take_peer_report(learned_report("native", "legacy")) is False, "no push from the legacy seed"
-    services.note_legacy_push("127.0.0.1")  # the address localhost names
-    assert services.take_peer_report(learned_report("native", "legacy")) is True
-    assert services._node().unproven is None and len(services._node().pending) == 0
-    assert own_slot("apple", settings) == 22 and own_slot("cherry", settings) == 1
-    services.index_text(b"apple")
+    assert current_sync().take_report(learned_report("native", "legacy")) is False, "no push from the legacy seed"
+    current_sync().note_legacy_push("127.0.0.1")  # the address localhost names
+    assert current_sync().take_report(learned_report("native", "legacy")) is True
+    assert current_node().unproven is None and len(current_node().pending) == 0
+    assert own_slot("apple") == 22 and own_slot("cherry") == 1
+    current_node().index(b"apple")
     assert counts(["apple", "cherry"]) == {"apple": 23, "cherry": 1}
 
     crash_and_recover()  # the snapshot taken before the fold, then the fold record
     # Without a log, a crash loses what came after the last snapshot, so the node cannot prove its slot again.
-    assert (services._node().unproven is None) is wal
+    assert (current_node().unproven is None) is wal
     assert counts(["apple", "cherry"]) == {"apple": 23 if wal else 22, "cherry": 1}
-    services.dump_snapshot(force=True)
+    current_node().dump(force=True)
     crash_and_recover()  # a snapshot taken after the fold: the fold record must not count again
     assert counts(["apple", "cherry"]) == {"apple": 23 if wal else 22, "cherry": 1}
 
 
-def test_the_slot_is_learned_only_from_every_seed_of_this_process(settings: Any) -> None:
-    start_unproven(settings)
-    services.index_text(b"pear")
+def test_the_slot_is_learned_only_from_every_seed_of_this_process() -> None:
+    start_unproven()
+    current_node().index(b"pear")
     other_incarnation = {
         "peers": [{**peer, "learned_for": "1"} for peer in learned_report("native", "native")["peers"]]
     }
-    assert services.take_peer_report(other_incarnation) is False
-    assert services.take_peer_report({"peers": learned_report("native", "native")["peers"][:1]}) is False
-    assert services.take_peer_report(learned_report("native", "refused")) is False
-    assert services._node().unproven is not None and counts(["pear"]) == {"pear": 1}
-    assert services.take_peer_report(learned_report("native", "self")) is True, "the node itself is skipped"
-    assert own_slot("pear", settings) == 1
+    assert current_sync().take_report(other_incarnation) is False
+    assert current_sync().take_report({"peers": learned_report("native", "native")["peers"][:1]}) is False
+    assert current_sync().take_report(learned_report("native", "refused")) is False
+    assert current_node().unproven is not None and counts(["pear"]) == {"pear": 1}
+    assert current_sync().take_report(learned_report("native", "self")) is True, "the node itself is skipped"
+    assert own_slot("pear") == 1
 
 
-def test_pending_increments_survive_checkpoints_that_remove_the_log_before_them(settings: Any) -> None:
-    start_unproven(settings)
-    wal = services._node().wal
+def test_pending_increments_survive_checkpoints_that_remove_the_log_before_them() -> None:
+    start_unproven()
+    wal = current_node().wal
     assert wal is not None
     wal.segment_bytes = 200  # roll every record or two
     for n in range(30):
-        services.index_text(f"pending{n % 3} normal".encode())
-        services.dump_snapshot(force=True)
+        current_node().index(f"pending{n % 3} normal".encode())
+        current_node().dump(force=True)
     crash_and_recover()
     assert counts(["pending0", "normal"]) == {"pending0": 10, "normal": 30}
-    assert services.take_peer_report(learned_report("native", "self")) is True
+    assert current_sync().take_report(learned_report("native", "self")) is True
     for _ in range(3):
-        services.index_text(b"normal")
-        services.dump_snapshot(force=True)
+        current_node().index(b"normal")
+        current_node().dump(force=True)
     crash_and_recover()
     assert counts(["pending0", "normal"]) == {"pending0": 10, "normal": 33}
-    assert len(list_segments(settings.COUNTER.wal_dir)) < 10, "once folded, pending records are not kept for good"
+    assert len(list_segments(current_node().config.wal_dir)) < 10, "once folded, pending records are not kept for good"
 
 
-def test_writes_during_a_fold_are_counted_exactly_once(settings: Any) -> None:
-    start_unproven(settings)
+def test_writes_during_a_fold_are_counted_exactly_once() -> None:
+    start_unproven()
 
     def writer() -> None:
         for _ in range(300):
-            services.index_text(b"race")
+            current_node().index(b"race")
 
     threads = [threading.Thread(target=writer) for _ in range(4)]
     for thread in threads:
         thread.start()
-    while sum(services._node().pending.totals([services.keywords().key_of("race")])) < 200:
+    while sum(current_node().pending.totals([current_node().keywords.key_of("race")])) < 200:
         time.sleep(0.001)
-    peer_holds("race", 1000, settings)
-    assert services.take_peer_report(learned_report("native", "native")) is True
+    peer_holds("race", 1000)
+    assert current_sync().take_report(learned_report("native", "native")) is True
     assert any(thread.is_alive() for thread in threads), "the fold should happen while writes go on"
     for thread in threads:
         thread.join()
@@ -281,11 +282,10 @@ def test_writes_during_a_fold_are_counted_exactly_once(settings: Any) -> None:
     assert counts(["race"]) == {"race": 2200}
 
 
-def test_a_wiped_node_without_seeds_counts_in_its_slot_at_once(settings: Any) -> None:
-    settings.COUNTER = dataclasses.replace(settings.COUNTER, seeds=())
-    services.reset_state()
-    wipe(settings.COUNTER.data_dir)
-    services.recover()
-    assert services._node().unproven is None
-    services.index_text(b"solo")
-    assert own_slot("solo", settings) == 1
+def test_a_wiped_node_without_seeds_counts_in_its_slot_at_once() -> None:
+    config = dataclasses.replace(current_node().config, seeds=())
+    wipe(config.data_dir)
+    start_node(config)
+    assert current_node().unproven is None
+    current_node().index(b"solo")
+    assert own_slot("solo") == 1

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.http import QueryDict
 from django.test import RequestFactory
 from hypothesis import given
 from hypothesis import strategies as st
 
-from counter_site.plain_json import query_values, wants_plain_json
-from storage_app import services
+from storage_app.node import Node, replace_node
+from storage_app.plain_json import query_values, wants_plain_json
 from tests.conftest import PortClient
 
 QUERY_PARTS = st.sampled_from(
@@ -54,8 +52,8 @@ def test_the_short_path_answers_what_drf_answers(public_client: PortClient, path
     assert short["Content-Length"] == str(len(short.content))
 
 
-def test_errors_still_take_drf_path(public_client: PortClient, monkeypatch: Any) -> None:
-    monkeypatch.setattr(services._node().ready, "is_set", lambda: False)
+def test_errors_still_take_drf_path(public_client: PortClient, node: Node) -> None:
+    replace_node(Node(node.config))  # not recovered yet
     response = public_client.get("/keywords?keywords=the")
     assert response.status_code == 503
     assert response.json()["code"] == "not_ready"

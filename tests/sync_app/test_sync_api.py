@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
 import pytest
 
-from storage_app import services
 from storage_app.core.keywords import keyword_key
-from tests.conftest import PortClient
+from storage_app.node import Node
+from tests.conftest import PortClient, restart_node
 
 FOX = keyword_key("fox")
 
@@ -17,12 +16,12 @@ def push(client: PortClient, body: bytes | str) -> Any:
     return client.generic("POST", "/sync", body, "application/json")
 
 
-def test_sync_merges_by_max_per_slot(sync_client: PortClient, public_client: PortClient) -> None:
+def test_sync_merges_by_max_per_slot(sync_client: PortClient, public_client: PortClient, node: Node) -> None:
     public_client.generic("POST", "/keywords", "fox fox", "text/plain")  # node 0's slot: 2
     response = push(sync_client, json.dumps([{"hash_keyword": FOX, "totals": [1, 5, 3]}]))
     assert response.status_code == 200
     assert response.json() == {"received": 1, "changed": 1, "added": 0}
-    assert services.get_store().slots_of(FOX) == [2, 5, 3]
+    assert node.store.slots_of(FOX) == [2, 5, 3]
     assert public_client.get("/keywords/fox").json()["count"] == 10
     # The same push again changes nothing.
     assert push(sync_client, json.dumps([{"hash_keyword": FOX, "totals": [1, 5, 3]}])).json()["changed"] == 0
@@ -37,30 +36,30 @@ def test_sync_merges_by_max_per_slot(sync_client: PortClient, public_client: Por
         b'{"hash_keyword": 1}',
     ],
 )
-def test_malformed_sync_body_is_a_400_and_changes_nothing(sync_client: PortClient, body: bytes) -> None:
+def test_malformed_sync_body_is_a_400_and_changes_nothing(sync_client: PortClient, node: Node, body: bytes) -> None:
     response = push(sync_client, body)
     assert response.status_code == 400
     assert response.json()["code"] == "bad_sync_payload"
-    assert len(services.get_store()) == 0
+    assert len(node.store) == 0
 
 
-def test_a_slot_past_the_limit_is_a_400(sync_client: PortClient) -> None:
+def test_a_slot_past_the_limit_is_a_400(sync_client: PortClient, node: Node) -> None:
     response = push(sync_client, json.dumps([{"hash_keyword": 1, "totals": [0] * 300 + [1]}]))
     assert response.status_code == 400
-    assert len(services.get_store()) == 0
+    assert len(node.store) == 0
 
 
-def test_a_slot_past_the_clusters_node_count_is_a_400(sync_client: PortClient, settings: Any) -> None:
-    assert settings.COUNTER.max_slots == 16
+def test_a_slot_past_the_clusters_node_count_is_a_400(sync_client: PortClient, node: Node) -> None:
+    assert node.config.max_slots == 16
     response = push(sync_client, json.dumps([{"hash_keyword": 1, "totals": [0] * 16 + [1]}]))
     assert response.status_code == 400 and "limit of 16" in response.json()["detail"]
-    assert len(services.get_store()) == 0
+    assert len(node.store) == 0
 
 
-def test_oversize_sync_body_is_a_413(sync_client: PortClient, settings: Any) -> None:
-    settings.COUNTER_MAX_SYNC_BODY_BYTES = 10
+def test_oversize_sync_body_is_a_413(sync_client: PortClient) -> None:
+    node = restart_node(max_sync_body_bytes=10)
     assert push(sync_client, json.dumps([{"hash_keyword": 1, "totals": [1]}])).status_code == 413
-    assert len(services.get_store()) == 0
+    assert len(node.store) == 0
 
 
 def test_the_sync_port_serves_no_public_route(sync_client: PortClient) -> None:
@@ -76,8 +75,8 @@ def test_the_sync_port_documents_its_peer_routes(sync_client: PortClient) -> Non
     assert {"200", "400", "401", "409", "413"} <= set(native["responses"])
 
 
-def test_internal_routes_need_the_token(sync_client: PortClient, settings: Any) -> None:
-    settings.COUNTER = dataclasses.replace(settings.COUNTER, internal_token="secret")
+def test_internal_routes_need_the_token(sync_client: PortClient) -> None:
+    node = restart_node(internal_token="secret")
     assert sync_client.post("/internal/dump").status_code == 403
     assert sync_client.post("/internal/dump", HTTP_X_COUNTER_INTERNAL_TOKEN="wrong").status_code == 403
     assert (
@@ -87,4 +86,4 @@ def test_internal_routes_need_the_token(sync_client: PortClient, settings: Any) 
     response = sync_client.post("/internal/dump?force=1", HTTP_X_COUNTER_INTERNAL_TOKEN="secret")
     assert response.status_code == 200
     assert response.json()["written"] is True
-    assert settings.COUNTER.snapshot_path.exists()
+    assert node.config.snapshot_path.exists()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from argparse import ArgumentParser
 from typing import Any
 
-from counter_site.loop_command import LoopCommand
-from counter_site.node_client import NodeClient, node_client_from_settings
+from storage_app.core.node_client import NodeClient
+from storage_app.internal_auth import node_client_from_settings
+from storage_app.management.loop_command import LoopCommand
 
 
 class Command(LoopCommand):

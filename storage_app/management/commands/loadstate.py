@@ -9,11 +9,12 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from counter_site.node_client import NodeCommandFailed, NodeNotRunning, NodeUnreachable, node_client_from_settings
 from storage_app.core.errors import CounterError
 from storage_app.core.legacy import decode_legacy_file
+from storage_app.core.node_client import NodeError, NodeNotRunning, NodeUnreachable
 from storage_app.core.snapshot import decode_snapshot, encode_snapshot, read_snapshot_file, write_snapshot_file
 from storage_app.core.store import GCounterStore
+from storage_app.internal_auth import node_client_from_settings
 
 
 class Command(BaseCommand):
@@ -63,7 +64,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{error}; the node seems to be running but busy: try again (its snapshot is not touched)"
             ) from None
-        except NodeCommandFailed as error:
+        except NodeError as error:
             raise CommandError(f"{error}; nothing was merged") from None
         finally:
             node.close()

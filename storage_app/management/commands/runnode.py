@@ -38,9 +38,9 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from counter_site.config import NodeConfig
-from counter_site.node_client import NodeClient, NodeCommandFailed
+from storage_app.core.config import NodeConfig
 from storage_app.core.errors import CounterError
+from storage_app.core.node_client import NodeClient, NodeError
 from storage_app.core.snapshot import check_snapshot_file
 
 logger = logging.getLogger("counter.runnode")
@@ -208,7 +208,7 @@ class Command(BaseCommand):
         if self.gunicorn.poll() is None:
             try:
                 self.node.drain()
-            except NodeCommandFailed as error:
+            except NodeError as error:
                 logger.warning("could not close client writes before stopping: %s", error)
         clean = True
         for name, process in self.helpers.items():

@@ -9,7 +9,6 @@ for commands run by hand).
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from typing import Any
 
@@ -17,19 +16,13 @@ from django.conf import settings
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-TOKEN_HEADER = "X-Counter-Internal-Token"
+from storage_app.core.config import NodeConfig, is_loopback_host
+from storage_app.core.node_client import TOKEN_HEADER, NodeClient
+from storage_app.node import current_node
 
 
-def is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
-def current_internal_token() -> str:
-    """The token this node was started with: the environment's, else the token file's."""
-    config = settings.COUNTER
+def internal_token(config: NodeConfig) -> str:
+    """The token the node of ``config`` was started with: the environment's, else the token file's."""
     if config.internal_token:
         return str(config.internal_token)
     try:
@@ -44,10 +37,15 @@ class IsLocalNodeCommand(BasePermission):
     )
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        expected = current_internal_token()
+        expected = internal_token(current_node().config)
         presented = request.META.get("HTTP_X_COUNTER_INTERNAL_TOKEN", "")
         client = request.META.get("REMOTE_ADDR", "")
         # A node bound to one address is reached by its own commands through that
         # address; no other host can connect from it.
-        local = is_loopback(client) or client == request.META.get("SERVER_NAME")
+        local = is_loopback_host(client) or client == request.META.get("SERVER_NAME")
         return bool(expected) and local and secrets.compare_digest(presented.encode(), expected.encode())
+
+
+def node_client_from_settings(timeout: float = 30.0) -> NodeClient:
+    """A client of this node's internal routes, for its own commands."""
+    return NodeClient(settings.COUNTER, internal_token(settings.COUNTER), timeout=timeout)

@@ -1,9 +1,10 @@
 """The shape shared by the commands that loop beside gunicorn (runsync, dumpstate).
 
-``--once`` runs one step and exits; otherwise the step runs every
-``--interval`` seconds until SIGTERM or SIGINT, which only set an event (so the
-wait wakes at once), and then the step runs one last time (final push, final
-dump) before the command exits 0.
+``--once`` runs one step and exits; otherwise ``run_once`` (a step) and
+``wait_between_steps`` (by default ``--interval`` seconds) alternate until
+SIGTERM or SIGINT, which only set an event (so the wait wakes at once), and
+then the step runs one last time (final push, final dump) before the command
+exits 0. A step that cannot reach the node is logged once, and retried.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from counter_site.node_client import NodeCommandFailed, NodeUnreachable
+from storage_app.core.node_client import NodeError
 
 logger = logging.getLogger(__name__)
 
@@ -45,28 +46,32 @@ class LoopCommand(BaseCommand):
         """Prepare for ``run_once``; called once before the first step."""
 
     def run_once(self) -> str:
-        """One step; returns a one-line summary. Raises ``NodeUnreachable`` if the node is down."""
+        """One step; returns a one-line summary. Raises a ``NodeError`` if the node cannot be reached."""
         raise NotImplementedError
 
     def teardown(self) -> None:
         """Release what ``setup`` took."""
+
+    def stop_requested(self) -> None:
+        """Called from the signal handler after ``stopping`` is set: cut a wait short."""
 
     def handle(self, *args: Any, **options: Any) -> None:
         from django.conf import settings
 
         interval = options["interval"] or getattr(settings.COUNTER, self.default_interval_setting)
         self.stopping = threading.Event()
+        self.once: bool = options["once"]
         self.setup()
         try:
             if options["once"]:
                 try:
                     self.stdout.write(self.run_once())
-                except NodeCommandFailed as error:
+                except NodeError as error:
                     raise CommandError(str(error)) from None
                 return
             stop_signals = {signal.SIGTERM, signal.SIGINT}
             for signal_number in stop_signals:
-                signal.signal(signal_number, lambda *_: self.stopping.set())
+                signal.signal(signal_number, lambda *_: self._request_stop())
             # runnode starts us with these blocked, so that a stop during start-up waits for the handler.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
             self.loop(interval)
@@ -76,6 +81,10 @@ class LoopCommand(BaseCommand):
             raise CommandError(f"{self.final_step_name} failed (see above)")
 
     final_step_failed = False
+
+    def _request_stop(self) -> None:
+        self.stopping.set()
+        self.stop_requested()
 
     def loop(self, interval: float) -> None:
         node_was_down = False
@@ -89,7 +98,7 @@ class LoopCommand(BaseCommand):
                 logger.debug("%s", summary)
                 if stopping:
                     logger.info("%s: %s", self.final_step_name, summary)
-            except NodeUnreachable as error:
+            except NodeError as error:
                 if not node_was_down or stopping:
                     logger.warning("%s", error)
                 node_was_down = True

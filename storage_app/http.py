@@ -5,18 +5,18 @@ from __future__ import annotations
 from django.http import HttpRequest
 from rest_framework.request import Request
 
-from counter_site.exceptions import BodyIncomplete, PayloadTooLarge
+from storage_app.core.errors import BodyIncomplete, BodyTooLarge
 
 
 def read_body(request: Request | HttpRequest, limit: int, setting: str) -> bytes:
-    """The raw body, whatever its Content-Type; ``PayloadTooLarge`` past ``limit`` bytes.
+    """The raw body, whatever its Content-Type; ``BodyTooLarge`` past ``limit`` bytes.
 
     A declared Content-Length over the limit is refused before reading anything.
     A chunked body (no Content-Length) is read up to one byte past the limit,
     since Django itself would read it as empty.
     """
     http_request: HttpRequest = request._request if isinstance(request, Request) else request
-    too_large = PayloadTooLarge(f"Request body is larger than {setting}={limit} bytes; send it in smaller parts.")
+    too_large = BodyTooLarge(f"Request body is larger than {setting}={limit} bytes; send it in smaller parts.")
     try:
         declared = int(http_request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:

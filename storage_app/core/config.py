@@ -140,7 +140,8 @@ def env_secret(environ: Mapping[str, str], name: str) -> str:
     return environ.get(name, "").strip()
 
 
-def _is_loopback_host(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Is ``host`` (a name or an address) this machine's loopback?"""
     if host == "localhost":
         return True
     try:
@@ -188,7 +189,7 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         raise _fail("COUNTER_DATA_DIR", data_dir, "must be a directory path")
     sync_token = env_secret(environ, "COUNTER_SYNC_TOKEN")
     sync_insecure = env_bool(environ, "COUNTER_SYNC_INSECURE", False)
-    if not sync_token and not sync_insecure and not _is_loopback_host(host):
+    if not sync_token and not sync_insecure and not is_loopback_host(host):
         raise _fail(
             "COUNTER_HOST",
             host,

@@ -1,0 +1,456 @@
+"""The node: one owner for everything the serving process keeps.
+
+A ``Node`` owns the store, the write-ahead log, the pending increments, the
+tokenizer processes, recovery, the write gate, checkpoints and the run-state
+file. One is built per serving process (``current_node()``); views, commands'
+internal routes and the sync side reach the state only through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from storage_app.core.config import NodeConfig
+from storage_app.core.errors import ShuttingDown, SnapshotCorrupt, StillRecovering, TextNotUtf8
+from storage_app.core.keywords import Keywords
+from storage_app.core.pending import PendingIncrements
+from storage_app.core.run_state import RunState, boot_id
+from storage_app.core.snapshot import Snapshot, encode_snapshot, read_snapshot_file, write_snapshot_file
+from storage_app.core.store import LOCAL_ORIGIN, GCounterStore, KeyArray, MergeResult, SlotArray, StoreChunk
+from storage_app.core.tokenizer_processes import TokenizerProcesses, count_as_arrays
+from storage_app.core.wal import LogRecord, RecordKind, WriteAheadLog, list_segments, read_log
+
+logger = logging.getLogger(__name__)
+
+# Below this size a text costs less to tokenize than to hand to a child process.
+TOKENIZE_IN_CHILD_FROM = 8192
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """What POST /keywords counted: tokens in the text and distinct keywords among them."""
+
+    tokens: int
+    keywords: int
+
+
+@dataclass(frozen=True)
+class DumpResult:
+    """What a dump did; ``written`` is False when nothing changed since the last one."""
+
+    written: bool
+    keys: int
+    size_bytes: int
+    seconds: float
+
+
+class Node:
+    """The state of one node in its serving process; every public method is safe from any thread."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.keywords = Keywords(config.tokenizer)
+        self.store = GCounterStore(max_slots=config.max_slots)
+        self.pending = PendingIncrements()
+        self.wal: WriteAheadLog | None = None
+        self._ready = threading.Event()
+        self._recovery_started = False
+        self._lock = threading.Lock()
+        # Why this node cannot yet prove its own slot complete (None: it can); while set,
+        # its own writes are kept as pending increments (docs/durability.md).
+        self.unproven: str | None = None
+        self.unproven_since: float | None = None  # Unix time
+        # The write gate: writes in flight, closed for shutdown, paused for a fold.
+        self._writes = threading.Condition()
+        self._writes_open = True
+        self._writes_in_flight = 0
+        self._folding = False
+        self._fold_lock = threading.Lock()  # one fold at a time
+        # Held by a fold while it moves pending increments into the slot, and by reads
+        # that add pending increments, so that no read sees them in both places.
+        self._fold_view = threading.Lock()
+        self._dump_lock = threading.Lock()
+        self._dumped_sequence = -1  # the store's change sequence at the last dump
+        # Lowest log position of the current and the previous snapshot: the log is
+        # kept from the previous one's on, so that either can be recovered from.
+        self._snapshot_lsns: list[int] = []
+        self._tokenizers: TokenizerProcesses | None = None
+        self._tokenizers_stopped = False  # after shutdown, texts are tokenized in their request thread
+        self._tokenizers_lock = threading.Lock()
+
+    # --- start and stop ---------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Has recovery finished? From then on every valid write is taken."""
+        return self._ready.is_set()
+
+    def require_ready(self) -> None:
+        if not self._ready.is_set():
+            raise StillRecovering
+
+    def start_recovery(self, on_failure: Callable[[BaseException], None]) -> None:
+        """Recover in a background thread (at most once); ``on_failure(error)`` if it cannot.
+
+        The process answers /healthz meanwhile, and 503 on what needs the state.
+        """
+        with self._lock:
+            if self._recovery_started:
+                return
+            self._recovery_started = True
+
+        def run() -> None:
+            try:
+                self._tokenizer_processes()  # started beside the recovery, not on the first large text
+                self.recover()
+            except Exception as error:  # noqa: BLE001 - every failure here is the caller's to act on
+                on_failure(error)
+
+        threading.Thread(target=run, name="recovery", daemon=True).start()
+
+    def recover(self) -> None:
+        """Load the newest good snapshot, replay the write-ahead log after it, open the log.
+
+        Replay is exact: a snapshot chunk records the last log record its rows hold,
+        so each key gets the records after its own chunk's position, never one twice.
+        Pending increments (never in a snapshot) come back from their log records,
+        unless a later fold record added them to the slot. Raises
+        ``SnapshotCorrupt``, ``SnapshotForeign`` or ``LogCorrupt`` (naming the file
+        and offset) instead of starting on damaged data.
+        """
+        config = self.config
+        started = time.perf_counter()
+        for stale in config.data_dir.glob(f".node-{config.node_id}.snapshot*.tmp"):
+            # A snapshot whose writer was killed before its rename: never part of the state.
+            logger.info("removing %s, left by an interrupted snapshot write", stale)
+            stale.unlink(missing_ok=True)
+        snapshot, fell_back = self._load_newest_good_snapshot()
+        store = self.store
+        last_lsn = 0
+        if snapshot is not None:
+            store.merge(snapshot.keys, snapshot.slots)
+            last_lsn = int(snapshot.range_lsns.max()) if len(snapshot.range_lsns) else 0
+            self._snapshot_lsns = [snapshot.log_position]
+        had_state = snapshot is not None or bool(list_segments(config.wal_dir))
+        replayed = 0
+        # Read even with COUNTER_WAL=false: pending increments are always logged.
+        for record in read_log(config.wal_dir):
+            if record.kind == RecordKind.PENDING:
+                self.pending.add(record.keys, record.amounts, record.lsn)
+            else:
+                keys, amounts = record.keys, record.amounts
+                if snapshot is not None:
+                    fresh = snapshot.lsn_of(keys) < np.uint64(record.lsn)
+                    keys, amounts = keys[fresh], amounts[fresh]
+                store.increment_arrays(record.slot, keys, amounts, lsn=record.lsn)
+                if record.kind == RecordKind.FOLD:
+                    self.pending.clear()  # the fold record holds every pending increment before it
+            last_lsn = max(last_lsn, record.lsn)
+            replayed += 1
+        self.wal = WriteAheadLog(config.wal_dir, next_lsn=last_lsn + 1, fsync=config.fsync)
+        # Records of other kinds and failed batches leave LSNs no row holds; the next
+        # snapshot must still say the log up to here is in it.
+        store.mark_applied(last_lsn)
+        self._dumped_sequence = store.sequence if replayed == 0 else -1
+        reason = self._unproven_reason(had_state, fell_back)
+        if reason is None and len(self.pending):
+            reason = "its log holds pending increments that were never added to its slot"
+        if reason is not None:
+            self.unproven, self.unproven_since = reason, time.time()
+            if config.seeds:
+                logger.warning(
+                    "this node cannot prove its own counts complete (%s): it takes writes as pending increments "
+                    "(%d keys so far) and adds them to its slot once it has learned its slot from every seed",
+                    reason,
+                    len(self.pending),
+                )
+        self._write_run_state(clean=False)
+        if reason is not None and not config.seeds:
+            logger.info("%s, and no seeds to learn this node's counts from: starting as a new node", reason)
+            self.fold_pending()
+        self._ready.set()
+        logger.info(
+            "recovered %d keys (%s) and %d log records in %.3f s",
+            len(store),
+            f"snapshot at log position {snapshot.log_position}" if snapshot is not None else "no snapshot",
+            replayed,
+            time.perf_counter() - started,
+        )
+
+    def close_writes(self, timeout: float = 10.0) -> None:
+        """Refuse client writes from now on and wait for those in flight to finish."""
+        with self._writes:
+            self._writes_open = False
+            self._writes.wait_for(lambda: self._writes_in_flight == 0, timeout=timeout)
+
+    def shut_down(self) -> DumpResult:
+        """Last steps of a graceful stop: stop the tokenizers, dump, close the log, record the clean stop."""
+        self.stop_tokenizer_processes()
+        result = self.dump()
+        if self._ready.is_set():
+            if self.wal is not None:
+                self.wal.close()
+                self.wal = None
+            self._write_run_state(clean=True)
+        return result
+
+    # --- client writes and reads --------------------------------------------------------------
+
+    def index(self, data: bytes) -> IndexResult:
+        """Count every keyword of the UTF-8 text ``data`` in this node's own slot (pending while unproven).
+
+        Raises ``TextNotUtf8`` (and counts nothing) if ``data`` is not UTF-8,
+        ``StillRecovering`` or ``ShuttingDown`` when the node takes no writes,
+        ``LogWriteFailed`` when the log cannot be written.
+        """
+        try:
+            if len(data) >= TOKENIZE_IN_CHILD_FROM and (children := self._tokenizer_processes()) is not None:
+                token_count, keys, amounts = children.count(data)
+            else:
+                token_count, keys, amounts = count_as_arrays(self.keywords, data)
+        except UnicodeDecodeError as error:
+            raise TextNotUtf8(
+                f"Request body is not valid UTF-8 (byte {error.start}: {error.reason}); nothing was counted."
+            ) from None
+        self.require_ready()
+        with self._writes:
+            self._writes.wait_for(lambda: not self._folding)
+            if not self._writes_open:
+                raise ShuttingDown
+            self._writes_in_flight += 1
+            # Stable until this write is done: a fold waits for the writes in flight.
+            pending = self.unproven is not None
+        try:
+            node_id = self.config.node_id
+            assert self.wal is not None
+            if pending and len(keys):
+                self.wal.append(node_id, keys, amounts, self._apply_logged, kind=RecordKind.PENDING)
+            elif not self.config.wal:
+                self.store.increment_arrays(node_id, keys, amounts)
+            elif len(keys):
+                self.wal.append(node_id, keys, amounts, self._apply_logged)
+        finally:
+            with self._writes:
+                self._writes_in_flight -= 1
+                self._writes.notify_all()
+        return IndexResult(tokens=token_count, keywords=len(keys))
+
+    def lookup(self, words: list[str]) -> list[tuple[str, int]]:
+        """``(keyword as given, cluster-wide count)`` for each keyword, in order, duplicates kept.
+
+        The counts include this node's pending increments.
+        """
+        self.require_ready()
+        keys = self.keywords.keys_of(words)
+        if not len(self.pending):
+            return list(zip(words, self.store.read(keys), strict=True))
+        with self._fold_view:
+            totals = self.store.read(keys)
+            held = self.pending.totals(keys)
+        return list(zip(words, [total + more for total, more in zip(totals, held, strict=True)], strict=True))
+
+    def merge_rows(self, keys: KeyArray, slots: SlotArray, origin: int = LOCAL_ORIGIN) -> MergeResult:
+        """Merge rows from a peer (node id ``origin``) or a file, by max per slot."""
+        self.require_ready()
+        return self.store.merge(keys, slots, origin=origin)
+
+    # --- pending increments -----------------------------------------------------------------------
+
+    def fold_pending(self) -> bool:
+        """Add the pending increments to this node's slot, now that it has learned its slot; True if it did.
+
+        First a snapshot makes what the node learned from its seeds durable, so a
+        restart never counts on from less. Then, with new writes waiting for a
+        moment, one fold record (fsynced) carries every pending increment into the
+        slot, where replication picks it up.
+        """
+        with self._fold_lock:
+            if self.unproven is None:
+                return False
+            self._write_snapshot(force=True)
+            with self._writes:
+                self._folding = True
+                self._writes.wait_for(lambda: self._writes_in_flight == 0)
+            try:
+                keys, amounts = self.pending.arrays()
+                if len(keys):
+                    assert self.wal is not None
+                    self.wal.append(
+                        self.config.node_id, keys, amounts, self._apply_logged, kind=RecordKind.FOLD, sync=True
+                    )
+                reason, self.unproven, self.unproven_since = self.unproven, None, None
+                self._write_run_state(clean=False)
+            finally:
+                with self._writes:
+                    self._folding = False
+                    self._writes.notify_all()
+        logger.info(
+            "counting in this node's own slot from now on, %d pending keys added to it (was: %s)", len(keys), reason
+        )
+        return True
+
+    def pending_status(self) -> dict[str, Any]:
+        """What GET /cluster shows of the pending increments."""
+        return {
+            "reason": self.unproven,
+            "since": self.unproven_since,
+            "keys": len(self.pending),
+            "increments": self.pending.total(),
+        }
+
+    def _apply_logged(self, record: LogRecord) -> None:
+        """Apply a log record that is now written (called by the log, in LSN order)."""
+        if record.kind == RecordKind.PENDING:
+            self.pending.add(record.keys, record.amounts, record.lsn)
+            return
+        if record.kind == RecordKind.FOLD:
+            with self._fold_view:
+                self.store.increment_arrays(record.slot, record.keys, record.amounts, record.lsn)
+                self.pending.clear()
+            return
+        self.store.increment_arrays(record.slot, record.keys, record.amounts, record.lsn)
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def snapshot_stream(self, positions: list[int] | None = None) -> Iterator[bytes]:
+        """The store in snapshot format, streamed chunk by chunk (each chunk's log position into ``positions``)."""
+
+        def chunks() -> Iterator[StoreChunk]:
+            for chunk in self.store.export_chunks():
+                if positions is not None:
+                    positions.append(chunk.lsn)
+                yield chunk
+
+        return encode_snapshot(chunks(), self.config.node_id)
+
+    def dump(self, force: bool = False) -> DumpResult:
+        """Write the snapshot file if anything changed since the last dump (or if ``force``)."""
+        if not self._ready.is_set():
+            # Before recovery finished (or after it failed) the store is not the node's state:
+            # writing it would put an empty or partial snapshot over a good one.
+            return DumpResult(written=False, keys=0, size_bytes=0, seconds=0.0)
+        return self._write_snapshot(force)
+
+    def _write_snapshot(self, force: bool) -> DumpResult:
+        with self._dump_lock:
+            sequence = self.store.sequence
+            if not force and sequence == self._dumped_sequence:
+                return DumpResult(written=False, keys=len(self.store), size_bytes=0, seconds=0.0)
+            started = time.perf_counter()
+            config = self.config
+            positions: list[int] = []
+            written = write_snapshot_file(
+                config.snapshot_path, self.snapshot_stream(positions), keep_previous=config.previous_snapshot_path
+            )
+            self._dumped_sequence = sequence
+            # Keep the log from the older of the two snapshots on, so either can be recovered
+            # from, and from the first pending increment on (no snapshot holds those).
+            self._snapshot_lsns = [*self._snapshot_lsns[-1:], min(positions, default=0)]
+            keep_from = min(self._snapshot_lsns) + 1
+            if self.pending.first_lsn is not None:
+                keep_from = min(keep_from, self.pending.first_lsn)
+            if self.wal is not None:
+                self.wal.remove_segments_before(keep_from)
+        seconds = time.perf_counter() - started
+        logger.debug("dumped %d keys (%d bytes) in %.3f s", written.keys, written.size_bytes, seconds)
+        return DumpResult(written=True, keys=written.keys, size_bytes=written.size_bytes, seconds=seconds)
+
+    def _load_newest_good_snapshot(self) -> tuple[Snapshot | None, bool]:
+        """The current snapshot, or the previous one if the current is damaged (then True); None if none."""
+        config = self.config
+        try:
+            return read_snapshot_file(config.snapshot_path, config.node_id), False
+        except SnapshotCorrupt as error:
+            previous = read_snapshot_file(config.previous_snapshot_path, config.node_id)
+            if previous is None:
+                raise
+            logger.error("%s; recovering from the previous snapshot %s", error, config.previous_snapshot_path)
+            return previous, True
+
+    # --- the run-state file ----------------------------------------------------------------------
+
+    @property
+    def _run_state_path(self) -> Path:
+        return self.config.data_dir / f"node-{self.config.node_id}.run-state"
+
+    def _unproven_reason(self, had_state: bool, fell_back: bool) -> str | None:
+        """Why this node cannot prove its own slot is complete, or None if it can.
+
+        Its slot may be higher on its peers than on its disk when the data directory
+        is new or wiped, when there is no record of the last stop, when it stopped
+        before it had learned its slot, when the snapshot that held what it learned
+        is damaged, or when an unclean stop may have taken increments its peers
+        already have (the log's last second after a machine restart with
+        COUNTER_FSYNC=interval; everything since the last snapshot with
+        COUNTER_WAL=false). Counting on from a lower value would be swallowed by
+        the peers' max-merge.
+        """
+        if not had_state:
+            return "no state on disk (a new or wiped data directory)"
+        previous = RunState.read(self._run_state_path)
+        if previous is None:
+            return "no record of how the node last stopped"
+        if previous.pending:
+            return "it stopped before it had learned its slot from every seed"
+        if fell_back:
+            return "its newest snapshot is damaged, and the previous one may predate what it learned from its seeds"
+        if not previous.clean and not self.config.wal:
+            return "it stopped uncleanly without a log (COUNTER_WAL=false): its counts since the last snapshot are gone"
+        if not previous.clean and previous.boot_id != boot_id() and self.config.fsync == "interval":
+            return "the machine restarted after an unclean stop: the log's last second may be lost"
+        return None
+
+    def _write_run_state(self, clean: bool) -> None:
+        RunState(boot_id=boot_id(), clean=clean, pending=self.unproven is not None).write(self._run_state_path)
+
+    # --- tokenizer processes ---------------------------------------------------------------------
+
+    def _tokenizer_processes(self) -> TokenizerProcesses | None:
+        """The node's tokenizer children, started on first use; None if COUNTER_TOKENIZER_PROCESSES=0."""
+        if self.config.tokenizer_processes == 0:
+            return None
+        with self._tokenizers_lock:
+            if self._tokenizers is None and not self._tokenizers_stopped:
+                self._tokenizers = TokenizerProcesses(self.config.tokenizer, self.config.tokenizer_processes)
+            return self._tokenizers
+
+    def stop_tokenizer_processes(self) -> None:
+        """Stop the tokenizer children; later texts are tokenized in their request thread."""
+        with self._tokenizers_lock:
+            children, self._tokenizers = self._tokenizers, None
+            self._tokenizers_stopped = True
+        if children is not None:
+            children.close()
+
+
+_current: Node | None = None
+_current_lock = threading.Lock()
+
+
+def current_node() -> Node:
+    """The serving process's node, built on first use from ``settings.COUNTER``."""
+    global _current
+    node = _current
+    if node is None:
+        with _current_lock:
+            if _current is None:
+                from django.conf import settings
+
+                _current = Node(settings.COUNTER)
+            node = _current
+    return node
+
+
+def replace_node(node: Node | None) -> None:
+    """Make ``node`` the process's node (None: build a new one on next use); for tests and tools."""
+    global _current
+    with _current_lock:
+        _current = node
