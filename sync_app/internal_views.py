@@ -63,7 +63,7 @@ class DigestsView(InternalView):
     def get(self, request: Request) -> HttpResponse:
         replica = current_sync().replica
         sequence, digests = replica.digests(_int(request, "bits"))
-        cursor = Cursor(replica.store.incarnation, sequence)
+        cursor = Cursor(replica.incarnation, sequence)
         return _binary(Message(Kind.DIGEST_RESPONSE, replica.hello(), cursor=cursor, digests=digests))
 
 
@@ -86,7 +86,7 @@ class WaitView(InternalView):
 
     def get(self, request: Request) -> Response:
         timeout = min(_int(request, "timeout_ms") / 1000, 30.0)
-        return Response({"sequence": current_sync().node.store.wait_for_change(_int(request, "since"), timeout)})
+        return Response({"sequence": current_sync().replica.journal.wait_for_change(_int(request, "since"), timeout)})
 
 
 @extend_schema(exclude=True)

@@ -34,7 +34,7 @@ class SyncState:
         node = self.node
         if node.unproven is None:
             return False
-        incarnation = f"{node.store.incarnation:016x}"
+        incarnation = f"{self.replica.incarnation:016x}"
         if not learned_from_every_seed(node.config.seeds, list(report.get("peers", [])), incarnation, pushes):
             return False
         return node.fold_pending()
@@ -47,8 +47,8 @@ class SyncState:
         return {
             "node": {
                 "node_id": node.config.node_id,
-                "incarnation": f"{store.incarnation:016x}",
-                "sequence": store.sequence,
+                "incarnation": f"{self.replica.incarnation:016x}",
+                "sequence": self.replica.journal.sequence,
                 "keys": len(store),
                 "slots": store.width,
                 "tokenizer": node.config.tokenizer,

@@ -18,19 +18,19 @@ A request costs O(d log n) for its d distinct keys (binary searches on the
 sorted array), never O(n). One lock guards everything; every public method is
 safe to call from any thread.
 
-Changes are journaled for replication: every call that changes something gets
-the next number of the store's change ``sequence`` and the keys it changed are
-appended to a bounded journal, so ``changes_since(cursor)`` costs O(keys changed
-since the cursor), not O(n). ``incarnation`` is a random number naming this
-store's sequence space: a cursor of another incarnation means nothing here.
+Every call that changes something gets the next number of the store's change
+``sequence`` and tells its listener (``set_change_listener``) which keys it
+changed and where the change came from; replication keeps its change journal
+that way, outside the store. ``applied_lsn`` is the last write-ahead log record
+whose increments are in the store; each exported chunk carries it, read under
+the same lock as the rows, which is what makes recovery's replay exact.
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,23 +40,20 @@ from .errors import TooManySlots
 
 KeyArray = npt.NDArray[np.uint64]
 SlotArray = npt.NDArray[np.uint64]
+ChangeListener = Callable[[int, KeyArray, int], None]
 
 # A slot column is dense (8 bytes per key), so the number of replicas a store
 # accepts is bounded; an id past it is a configuration error or a bad peer.
 DEFAULT_MAX_SLOTS = 256
 EXPORT_CHUNK_ROWS = 65536
 
-DEFAULT_JOURNAL_KEYS = 2_000_000
-LOCAL_ORIGIN = -1  # journal origin of this node's own increments
+LOCAL_ORIGIN = -1  # the origin of this node's own increments (and of merges from files)
 
 _PENDING_MIN = 1024
 _PENDING_MAX = 65536
 _EMPTY_KEYS: KeyArray = np.empty(0, dtype=np.uint64)
 _U64_MAX_INT = (1 << 64) - 1
 _U64_MAX = np.uint64(_U64_MAX_INT)
-_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX_2 = np.uint64(0x94D049BB133111EB)
-_BUCKET_SALT = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass(frozen=True)
@@ -72,20 +69,6 @@ class StoreChunk:
     slots: SlotArray
     lsn: int = 0
     high: int | None = None
-
-
-@dataclass(frozen=True)
-class ChangeSet:
-    """Keys changed after a cursor, with their current slot rows.
-
-    ``up_to`` is the sequence the set covers; ``complete`` is False when it was
-    cut at the size limit and newer changes remain.
-    """
-
-    keys: KeyArray
-    slots: SlotArray
-    up_to: int
-    complete: bool
 
 
 @dataclass(frozen=True)
@@ -117,24 +100,14 @@ def as_key_array(keys: Sequence[int] | KeyArray) -> KeyArray:
 class GCounterStore:
     """A grow-only counter per 64-bit key, with a fixed upper bound on replica slots."""
 
-    def __init__(self, max_slots: int = DEFAULT_MAX_SLOTS, journal_keys: int = DEFAULT_JOURNAL_KEYS) -> None:
+    def __init__(self, max_slots: int = DEFAULT_MAX_SLOTS) -> None:
         self.max_slots = max_slots
-        self.incarnation = secrets.randbits(64) | 1
         self._lock = threading.Lock()
-        # Waiters for a new change; notified under the store's own lock by _record.
-        self._changed = threading.Condition(self._lock)
         self._keys: KeyArray = _EMPTY_KEYS
         self._slots: SlotArray = np.zeros((0, 0), dtype=np.uint64)
         self._pending: dict[int, list[int]] = {}
         self._sequence = 0
-        self._journal_limit = journal_keys
-        self._journal_sequences: list[int] = []
-        self._journal_batches: list[KeyArray] = []
-        self._journal_origins: list[int] = []
-        self._journal_start = 0  # entries before this index were dropped
-        self._journal_keys = 0
-        self._journal_floor = 0  # the oldest cursor changes_since can still serve
-        self._digest_cache: tuple[int, int, npt.NDArray[np.uint64]] | None = None
+        self._listener: ChangeListener | None = None
         self._applied_lsn = 0  # the last write-ahead log record whose increments are in the store
 
     # --- public interface ---------------------------------------------------------------
@@ -266,88 +239,20 @@ class GCounterStore:
         with self._lock:
             return self._sequence
 
-    def wait_for_change(self, since: int, timeout: float) -> int:
-        """The sequence as soon as it passes ``since``, or after ``timeout`` seconds."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._sequence > since, timeout)
+    def set_change_listener(self, listener: ChangeListener) -> int:
+        """From now on call ``listener(sequence, changed_keys, origin)`` for every change; return the sequence now.
+
+        The listener runs under the store's lock, in sequence order: it must be quick
+        and must not call the store.
+        """
+        with self._lock:
+            self._listener = listener
             return self._sequence
 
-    def changes_since(self, cursor: int, max_keys: int, exclude_origin: int | None = None) -> ChangeSet | None:
-        """Keys changed after sequence ``cursor``, at most about ``max_keys`` of them.
-
-        Changes that came from ``exclude_origin`` are left out: that node has them.
-        ``None`` when the journal no longer reaches back to ``cursor`` (or the
-        cursor is from the future): the caller must fall back to anti-entropy.
-        """
+    def rows_of(self, keys: KeyArray) -> SlotArray:
+        """The slot rows of ``keys`` (zeros for unknown keys), as wide as the store."""
         with self._lock:
-            if cursor < self._journal_floor or cursor > self._sequence:
-                return None
-            first = bisect_right(self._journal_sequences, cursor, lo=self._journal_start)
-            batches: list[KeyArray] = []
-            taken = 0
-            index = first
-            while index < len(self._journal_batches) and taken < max_keys:
-                if self._journal_origins[index] != exclude_origin:
-                    batches.append(self._journal_batches[index])
-                    taken += len(self._journal_batches[index])
-                index += 1
-            up_to = self._journal_sequences[index - 1] if index > first else cursor
-            complete = up_to == self._sequence
-            keys = np.unique(np.concatenate(batches)) if batches else _EMPTY_KEYS
-            slots = self._rows_of(keys)
-        return ChangeSet(keys=keys, slots=slots, up_to=up_to, complete=complete)
-
-    def bucket_digests(self, bits: int) -> npt.NDArray[np.uint64]:
-        """A 64-bit digest of each of the 2**bits buckets of keys (see ``bucket_of``).
-
-        Two stores hold the same rows in a bucket exactly when (barring a 2**-64
-        accident) its digests are equal; zero slots do not count, so the width
-        does not matter. O(n), cached until the next change.
-        """
-        with self._lock:
-            sequence = self._sequence
-            cached = self._digest_cache
-        if cached is not None and cached[0] == sequence and cached[1] == bits:
-            return cached[2]
-        digests = np.zeros(1 << bits, dtype=np.uint64)
-        for chunk in self.export_chunks():
-            np.bitwise_xor.at(digests, bucket_of(chunk.keys, bits), row_hashes(chunk.keys, chunk.slots))
-        with self._lock:
-            if self._sequence == sequence:
-                self._digest_cache = (sequence, bits, digests)
-        return digests
-
-    def rows_in_buckets(
-        self, buckets: npt.NDArray[np.uint32], bits: int, start_key: int, max_rows: int
-    ) -> tuple[KeyArray, SlotArray, int | None]:
-        """Rows whose key is in one of ``buckets``, from ``start_key`` up, at most ``max_rows``.
-
-        Returns the rows and the key to continue from, or ``None`` when the whole
-        key space was covered.
-        """
-        wanted = np.zeros(1 << bits, dtype=np.bool_)
-        wanted[buckets.astype(np.intp)] = True
-        found_keys: list[KeyArray] = []
-        found_slots: list[SlotArray] = []
-        taken = 0
-        width = 0
-        for chunk in self.export_chunks(start_key=start_key):
-            mask = wanted[bucket_of(chunk.keys, bits)]
-            keys, slots = chunk.keys[mask], chunk.slots[mask]
-            if taken + len(keys) >= max_rows and len(keys):
-                cut = max(max_rows - taken, 1)
-                keys, slots = keys[:cut], slots[:cut]
-                found_keys.append(keys)
-                found_slots.append(slots)
-                width = max(width, slots.shape[1])
-                last = int(keys[-1])
-                next_key = last + 1 if last + 1 < 1 << 64 else None
-                return (*_stack(found_keys, found_slots, width), next_key)
-            found_keys.append(keys)
-            found_slots.append(slots)
-            width = max(width, slots.shape[1])
-            taken += len(keys)
-        return (*_stack(found_keys, found_slots, width), None)
+            return self._rows_of(keys)
 
     def export_chunks(self, chunk_rows: int = EXPORT_CHUNK_ROWS, start_key: int = 0) -> Iterator[StoreChunk]:
         """Every key with its slots, ascending by key, in chunks of about ``chunk_rows`` keys.
@@ -382,26 +287,12 @@ class GCounterStore:
     # --- internals (call with the lock held) -------------------------------------------------
 
     def _record(self, changed_keys: KeyArray, origin: int) -> None:
-        """Give a change its sequence number and journal the keys it changed."""
+        """Give a change its sequence number and tell the listener which keys it changed."""
         if len(changed_keys) == 0:
             return
         self._sequence += 1
-        self._changed.notify_all()
-        self._digest_cache = None
-        self._journal_sequences.append(self._sequence)
-        self._journal_batches.append(changed_keys)
-        self._journal_origins.append(origin)
-        self._journal_keys += len(changed_keys)
-        while self._journal_keys > self._journal_limit and self._journal_start < len(self._journal_batches) - 1:
-            self._journal_keys -= len(self._journal_batches[self._journal_start])
-            self._journal_floor = self._journal_sequences[self._journal_start]
-            self._journal_batches[self._journal_start] = _EMPTY_KEYS
-            self._journal_start += 1
-        if self._journal_start > 1024 and self._journal_start * 2 > len(self._journal_batches):
-            del self._journal_sequences[: self._journal_start]
-            del self._journal_batches[: self._journal_start]
-            del self._journal_origins[: self._journal_start]
-            self._journal_start = 0
+        if self._listener is not None:
+            self._listener(self._sequence, changed_keys, origin)
 
     def _rows_of(self, keys: KeyArray) -> SlotArray:
         width = self._slots.shape[1]
@@ -547,43 +438,3 @@ def _concat(parts: list[KeyArray]) -> KeyArray:
     if not parts:
         return _EMPTY_KEYS
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def _stack(keys: list[KeyArray], slots: list[SlotArray], width: int) -> tuple[KeyArray, SlotArray]:
-    all_keys = _concat(keys)
-    all_slots = np.zeros((len(all_keys), width), dtype=np.uint64)
-    row = 0
-    for part in slots:
-        all_slots[row : row + len(part), : part.shape[1]] = part
-        row += len(part)
-    return all_keys, all_slots
-
-
-def _mix(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """splitmix64's finaliser: a bijection of uint64 that spreads every input bit."""
-    values = values ^ (values >> np.uint64(30))
-    values = values * _MIX_1
-    values = values ^ (values >> np.uint64(27))
-    values = values * _MIX_2
-    return values ^ (values >> np.uint64(31))
-
-
-def bucket_of(keys: KeyArray, bits: int) -> npt.NDArray[np.intp]:
-    """The anti-entropy bucket of each key: top ``bits`` of a mix of the key.
-
-    CRC keys of short words cluster in their top bits, hence the mix.
-    """
-    if bits == 0:
-        return np.zeros(len(keys), dtype=np.intp)
-    return (_mix(keys ^ _BUCKET_SALT) >> np.uint64(64 - bits)).astype(np.intp)
-
-
-def row_hashes(keys: KeyArray, slots: SlotArray) -> npt.NDArray[np.uint64]:
-    """A 64-bit hash of each (key, non-zero slots) row; trailing zero slots change nothing."""
-    hashes = _mix(keys)
-    for column in range(slots.shape[1]):
-        values = slots[:, column]
-        salt = np.uint64((column + 1) * 0xD6E8FEB86659FD93 % (1 << 64))
-        contribution = _mix(_mix(values ^ salt) + salt)
-        hashes ^= np.where(values != 0, contribution, np.uint64(0))
-    return _mix(hashes)

@@ -21,15 +21,19 @@ two compare per-bucket digests and exchange only the rows of differing buckets.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from storage_app.core.errors import CounterError
 from storage_app.core.store import GCounterStore
+from sync_app.core.digests import bucket_digests, rows_in_buckets
+from sync_app.core.journal import ChangeJournal
 from sync_app.core.protocol import (
     Cursor,
     Hello,
@@ -66,18 +70,25 @@ class OwnAddress(PeerRefused):
 
 
 class Replica:
-    """One node's store, as the native protocol sees it."""
+    """One node's store, as the native protocol sees it: the store, its change journal, its digests."""
 
-    def __init__(self, store: GCounterStore, node_id: int, tokenizer: str) -> None:
+    def __init__(self, store: GCounterStore, node_id: int, tokenizer: str, journal: ChangeJournal | None = None):
         self.store = store
+        self.journal = journal if journal is not None else ChangeJournal(store)
         self.node_id = node_id
         self.tokenizer = tokenizer
+        self._digest_lock = threading.Lock()
+        self._digest_cache: tuple[int, int, npt.NDArray[np.uint64]] | None = None  # (sequence, bits, digests)
+
+    @property
+    def incarnation(self) -> int:
+        return self.journal.incarnation
 
     def hello(self) -> Hello:
         return Hello(
             node_id=self.node_id,
-            incarnation=self.store.incarnation,
-            sequence=self.store.sequence,
+            incarnation=self.journal.incarnation,
+            sequence=self.journal.sequence,
             width=self.store.width,
             tokenizer=self.tokenizer,
         )
@@ -89,7 +100,7 @@ class Replica:
                 f"peer node {hello.node_id} uses COUNTER_TOKENIZER={hello.tokenizer}, this node uses "
                 f"{self.tokenizer}: their keywords differ, so they must not sync"
             )
-        if hello.node_id == self.node_id and hello.incarnation == self.store.incarnation:
+        if hello.node_id == self.node_id and hello.incarnation == self.journal.incarnation:
             raise OwnAddress(f"this is node {self.node_id} itself: its own address is among its seeds, and is skipped")
         if hello.node_id == self.node_id:
             raise DuplicateNodeId(
@@ -101,12 +112,12 @@ class Replica:
 
     def changes(self, cursor: Cursor | None, max_keys: int, exclude_origin: int | None) -> tuple[Cursor, Rows]:
         """Our changes after ``cursor``; a cursor of another incarnation or too old comes back ``reset``."""
-        incarnation = self.store.incarnation
+        incarnation = self.journal.incarnation
         if cursor is None or cursor.incarnation != incarnation:
-            return Cursor(incarnation, self.store.sequence, complete=True, reset=True), Rows.empty()
-        changes = self.store.changes_since(cursor.sequence, max_keys, exclude_origin)
+            return Cursor(incarnation, self.journal.sequence, complete=True, reset=True), Rows.empty()
+        changes = self.journal.changes_since(cursor.sequence, max_keys, exclude_origin)
         if changes is None:
-            return Cursor(incarnation, self.store.sequence, complete=True, reset=True), Rows.empty()
+            return Cursor(incarnation, self.journal.sequence, complete=True, reset=True), Rows.empty()
         return Cursor(incarnation, changes.up_to, complete=changes.complete), Rows(changes.keys, changes.slots)
 
     def merge(self, rows: Rows | None, origin: int) -> int:
@@ -116,12 +127,23 @@ class Replica:
         return self.store.merge(rows.keys, rows.slots, origin=origin).changed
 
     def digests(self, bits: int) -> tuple[int, np.ndarray]:
-        """(sequence before computing, bucket digests): every change up to that sequence is in them."""
-        sequence = self.store.sequence
-        return sequence, self.store.bucket_digests(bits)
+        """(sequence before computing, bucket digests): every change up to that sequence is in them.
+
+        O(n), so the digests are kept until the next change.
+        """
+        sequence = self.journal.sequence
+        with self._digest_lock:
+            cached = self._digest_cache
+        if cached is not None and cached[0] == sequence and cached[1] == bits:
+            return sequence, cached[2]
+        digests = bucket_digests(self.store, bits)
+        if self.journal.sequence == sequence:
+            with self._digest_lock:
+                self._digest_cache = (sequence, bits, digests)
+        return sequence, digests
 
     def bucket_rows(self, buckets: np.ndarray, bits: int, page: Page) -> tuple[Rows, Page]:
-        keys, slots, next_key = self.store.rows_in_buckets(buckets, bits, page.start_key, max(page.max_rows, 1))
+        keys, slots, next_key = rows_in_buckets(self.store, buckets, bits, page.start_key, max(page.max_rows, 1))
         done = next_key is None
         return Rows(keys, slots), Page(next_key or 0, page.max_rows, done)
 
@@ -143,7 +165,7 @@ class Replica:
             bits = len(message.digests).bit_length() - 1
             sequence, ours = self.digests(bits)
             differing = np.flatnonzero(ours != message.digests).astype(np.uint32)
-            cursor = Cursor(self.store.incarnation, sequence)
+            cursor = Cursor(self.journal.incarnation, sequence)
             return Message(Kind.DIGEST_RESPONSE, self.hello(), cursor=cursor, bucket_ids=differing, bucket_bits=bits)
         if message.kind == Kind.BUCKETS_REQUEST:
             if message.bucket_ids is None or message.page is None:

@@ -176,7 +176,7 @@ def start_unproven(wal: bool = True) -> None:
 
 def learned_report(*modes: str) -> dict[str, Any]:
     """runsync's report of SEEDS with each seed in the given mode, learned from in this process."""
-    incarnation = f"{current_node().store.incarnation:016x}"
+    incarnation = f"{current_sync().replica.incarnation:016x}"
     return {
         "peers": [
             {"url": url, "mode": mode, "learned_for": incarnation} for url, mode in zip(SEEDS, modes, strict=False)

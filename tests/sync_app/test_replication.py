@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from storage_app.core.store import GCounterStore
+from sync_app.core.journal import ChangeJournal
 from sync_app.core.protocol import Message, decode, encode
 from sync_app.core.replication import DuplicateNodeId, OwnAddress, PeerRefused, PeerSession, Replica
 
@@ -94,16 +95,18 @@ def test_a_restarted_empty_peer_is_repaired_by_anti_entropy(pair) -> None:
     a.store.increment(0, {key(n): n + 1 for n in range(5000)})
     a_to_b.run_round(a)
     assert len(b.store) == 5000
-    # b restarts with nothing (new store, new incarnation).
-    b.store = GCounterStore()
+    # b restarts with nothing (new store, new journal, new incarnation).
+    restarted = Replica(GCounterStore(), 1, "words")
+    a_to_b.remote.replica = restarted
     a_to_b.run_round(a)  # notices the new incarnation
     a_to_b.run_round(a)  # anti-entropy repairs
-    assert len(b.store) == 5000
-    assert b.store.read([key(4999)]) == [5000]
+    assert len(restarted.store) == 5000
+    assert restarted.store.read([key(4999)]) == [5000]
 
 
 def test_a_cursor_older_than_the_journal_falls_back_to_anti_entropy() -> None:
-    a = Replica(GCounterStore(journal_keys=100), 0, "words")
+    store = GCounterStore()
+    a = Replica(store, 0, "words", ChangeJournal(store, max_keys=100))
     b = Replica(GCounterStore(), 1, "words")
     session = PeerSession(LoopbackPeer(a), anti_entropy_interval=3600)
     session.run_round(b)
