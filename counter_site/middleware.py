@@ -9,6 +9,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from storage_app.http import declared_length, is_chunked
+
 BODY_READ_TIMEOUT = 30.0
 LARGE_BODY_BYTES = 1 << 20
 
@@ -67,10 +69,6 @@ class CollectAfterLargeBodies:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared >= LARGE_BODY_BYTES or "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        if declared_length(request.META) >= LARGE_BODY_BYTES or is_chunked(request.META):
             gc.collect()
         return response

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.http import HttpRequest
 from rest_framework.request import Request
 
 from storage_app.core.errors import BodyIncomplete, BodyTooLarge
+
+
+def declared_length(meta: Mapping[str, Any]) -> int:
+    """The request's Content-Length (0 when absent or not a number)."""
+    try:
+        return int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def is_chunked(meta: Mapping[str, Any]) -> bool:
+    return "chunked" in str(meta.get("HTTP_TRANSFER_ENCODING", "")).lower()
 
 
 def read_body(request: Request | HttpRequest, limit: int, setting: str) -> bytes:
@@ -17,13 +32,10 @@ def read_body(request: Request | HttpRequest, limit: int, setting: str) -> bytes
     """
     http_request: HttpRequest = request._request if isinstance(request, Request) else request
     too_large = BodyTooLarge(f"Request body is larger than {setting}={limit} bytes; send it in smaller parts.")
-    try:
-        declared = int(http_request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
+    declared = declared_length(http_request.META)
     if declared > limit:
         raise too_large
-    if "chunked" in http_request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+    if is_chunked(http_request.META):
         stream = http_request.META["wsgi.input"]
         parts: list[bytes] = []
         remaining = limit + 1

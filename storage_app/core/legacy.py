@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from .errors import LegacyFileCorrupt
-from .store import DEFAULT_MAX_SLOTS, KeyArray, SlotArray, StoreChunk
+from .store import DEFAULT_MAX_SLOTS, KeyArray, SlotArray, StoreChunk, rows_array
 
 _RECORD_HEAD = struct.Struct("<QQ")
 
@@ -35,11 +35,7 @@ def decode_legacy_file(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> tuple
         keys.append(key)
         rows.append(struct.unpack_from(f"<{count}Q", data, offset + _RECORD_HEAD.size))
         offset = end
-    width = max((len(row) for row in rows), default=0)
-    slots = np.zeros((len(rows), width), dtype=np.uint64)
-    for index, row in enumerate(rows):
-        slots[index, : len(row)] = row
-    return np.array(keys, dtype=np.uint64), slots
+    return np.array(keys, dtype=np.uint64), rows_array(rows)
 
 
 def encode_legacy_file(chunks: Iterable[StoreChunk]) -> Iterator[bytes]:

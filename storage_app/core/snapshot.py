@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from .errors import SnapshotCorrupt, SnapshotForeign
 from .files import fsync_directory
-from .store import DEFAULT_MAX_SLOTS, KeyArray, SlotArray, StoreChunk
+from .store import DEFAULT_MAX_SLOTS, KeyArray, SlotArray, StoreChunk, stack_rows
 
 MAGIC = b"CNTRSNAP"
 VERSION = 2
@@ -110,19 +110,25 @@ def encode_snapshot(chunks: Iterable[StoreChunk], node_id: int) -> Iterator[byte
     yield end + _CRC.pack(crc)
 
 
-def decode_snapshot(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot:
-    """Parse a whole snapshot; raise ``SnapshotCorrupt`` or ``SnapshotForeign`` if it is not one."""
-    view = memoryview(data)
-    if len(view) < _HEADER_SIZE or bytes(view[:8]) != MAGIC:
+def _check_header(header: bytes | memoryview) -> int:
+    """Check a snapshot's first 32 bytes (magic, version, size, flags, checksum); return its node id."""
+    if len(header) < _HEADER_SIZE or bytes(header[:8]) != MAGIC:
         raise SnapshotForeign("not a Counter snapshot (bad magic number)")
-    _magic, version, header_size, node_id, _log_position, flags = _HEADER.unpack_from(view)
+    _magic, version, header_size, node_id, _log_position, flags = _HEADER.unpack_from(header)
     if version != VERSION:
         raise SnapshotForeign(f"snapshot format version {version}; this build reads version {VERSION}")
-    (header_crc,) = _CRC.unpack_from(view, _HEADER.size)
-    if header_size != _HEADER_SIZE or header_crc != zlib.crc32(view[: _HEADER.size]):
+    (header_crc,) = _CRC.unpack_from(header, _HEADER.size)
+    if header_size != _HEADER_SIZE or header_crc != zlib.crc32(header[: _HEADER.size]):
         raise SnapshotCorrupt("snapshot header is damaged (checksum mismatch)")
     if flags != 0:
         raise SnapshotForeign(f"snapshot uses flags {flags:#x} this build does not know")
+    return int(node_id)
+
+
+def decode_snapshot(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot:
+    """Parse a whole snapshot; raise ``SnapshotCorrupt`` or ``SnapshotForeign`` if it is not one."""
+    view = memoryview(data)
+    node_id = _check_header(view)
     if len(view) < _HEADER_SIZE + _CHUNK.size + _END_TOTAL.size + _CRC.size:
         raise SnapshotCorrupt(f"snapshot is truncated ({len(view)} bytes)")
     (file_crc,) = _CRC.unpack_from(view, len(view) - _CRC.size)
@@ -172,15 +178,10 @@ def decode_snapshot(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot
     if offset != body_end:
         raise SnapshotCorrupt(f"unexpected bytes after the end marker (offset {offset})")
     (total,) = _END_TOTAL.unpack_from(view, offset)
-    width = max((part.shape[1] for part in slot_parts), default=0)
     keys_all = np.concatenate(key_parts) if key_parts else np.empty(0, dtype=np.uint64)
     if total != len(keys_all):
         raise SnapshotCorrupt(f"snapshot says {total} keys but holds {len(keys_all)}")
-    slots_all = np.zeros((len(keys_all), width), dtype=np.uint64)
-    row = 0
-    for part in slot_parts:
-        slots_all[row : row + len(part), : part.shape[1]] = part
-        row += len(part)
+    slots_all = stack_rows(slot_parts)
     lsns = np.array(range_lsn, dtype=np.uint64)
     return Snapshot(
         node_id=node_id,
@@ -252,13 +253,10 @@ def check_snapshot_file(path: Path, expected_node_id: int) -> bool:
         return False
     with open(path, "rb") as handle:
         header = handle.read(_HEADER_SIZE)
-        if len(header) < _HEADER_SIZE or header[:8] != MAGIC:
-            raise SnapshotForeign(f"{path}: not a Counter snapshot (bad magic number)")
-        _magic, version, size, node_id, _position, _flags = _HEADER.unpack_from(header)
-        if version != VERSION:
-            raise SnapshotForeign(f"{path}: snapshot format version {version}; this build reads version {VERSION}")
-        if size != _HEADER_SIZE or _CRC.unpack_from(header, _HEADER.size)[0] != zlib.crc32(header[: _HEADER.size]):
-            raise SnapshotCorrupt(f"{path}: snapshot header is damaged (checksum mismatch)")
+        try:
+            node_id = _check_header(header)
+        except (SnapshotCorrupt, SnapshotForeign) as error:
+            raise type(error)(f"{path}: {error}") from None
         if node_id != expected_node_id:
             raise SnapshotForeign(f"{path}: snapshot belongs to node {node_id}, not to this node ({expected_node_id})")
         crc = zlib.crc32(header)

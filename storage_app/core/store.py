@@ -433,6 +433,28 @@ def _merge_sorted(
     return np.insert(keys, positions, extra_keys), np.insert(slots, positions, extra_slots, axis=0)
 
 
+def rows_array(rows: Sequence[Sequence[int]]) -> SlotArray:
+    """Slot rows of different lengths as one array, the short ones padded with zero slots."""
+    width = max((len(row) for row in rows), default=0)
+    if all(len(row) == width for row in rows):
+        return np.array(rows, dtype=np.uint64).reshape(len(rows), width)
+    slots = np.zeros((len(rows), width), dtype=np.uint64)
+    for index, row in enumerate(rows):
+        slots[index, : len(row)] = row
+    return slots
+
+
+def stack_rows(blocks: Sequence[SlotArray]) -> SlotArray:
+    """Blocks of slot rows one under the other, the narrower ones padded with zero slots."""
+    width = max((block.shape[1] for block in blocks), default=0)
+    stacked = np.zeros((sum(len(block) for block in blocks), width), dtype=np.uint64)
+    row = 0
+    for block in blocks:
+        stacked[row : row + len(block), : block.shape[1]] = block
+        row += len(block)
+    return stacked
+
+
 def _concat(parts: list[KeyArray]) -> KeyArray:
     parts = [part for part in parts if len(part)]
     if not parts:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from storage_app.core.store import GCounterStore, KeyArray, SlotArray
+from storage_app.core.store import GCounterStore, KeyArray, SlotArray, stack_rows
 
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
@@ -70,7 +70,6 @@ def rows_in_buckets(
     found_keys: list[KeyArray] = []
     found_slots: list[SlotArray] = []
     taken = 0
-    width = 0
     for chunk in store.export_chunks(start_key=start_key):
         mask = wanted[bucket_of(chunk.keys, bits)]
         keys, slots = chunk.keys[mask], chunk.slots[mask]
@@ -79,23 +78,14 @@ def rows_in_buckets(
             keys, slots = keys[:cut], slots[:cut]
             found_keys.append(keys)
             found_slots.append(slots)
-            width = max(width, slots.shape[1])
             last = int(keys[-1])
             next_key = last + 1 if last + 1 < 1 << 64 else None
-            return (*_stack(found_keys, found_slots, width), next_key)
+            return _concat(found_keys), stack_rows(found_slots), next_key
         found_keys.append(keys)
         found_slots.append(slots)
-        width = max(width, slots.shape[1])
         taken += len(keys)
-    return (*_stack(found_keys, found_slots, width), None)
+    return _concat(found_keys), stack_rows(found_slots), None
 
 
-def _stack(keys: list[KeyArray], slots: list[SlotArray], width: int) -> tuple[KeyArray, SlotArray]:
-    """Concatenate row blocks of different widths, zero-padded to ``width``."""
-    all_keys = np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)
-    all_slots = np.zeros((len(all_keys), width), dtype=np.uint64)
-    row = 0
-    for part in slots:
-        all_slots[row : row + len(part), : part.shape[1]] = part
-        row += len(part)
-    return all_keys, all_slots
+def _concat(keys: list[KeyArray]) -> KeyArray:
+    return np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from storage_app.core.errors import BadSyncPayload
-from storage_app.core.store import DEFAULT_MAX_SLOTS, KeyArray, SlotArray, StoreChunk
+from storage_app.core.store import DEFAULT_MAX_SLOTS, KeyArray, SlotArray, StoreChunk, rows_array
 
 _U64_LIMIT = 1 << 64
 
@@ -49,14 +49,7 @@ def decode_legacy_sync(body: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> tuple
             raise BadSyncPayload(f"item {index}: {len(totals)} slots, more than the limit of {max_slots}")
         keys.append(key)
         rows.append(totals[:max_slots])
-    width = max((len(row) for row in rows), default=0)
-    if all(len(row) == width for row in rows):
-        slots = np.array(rows, dtype=np.uint64).reshape(len(rows), width)
-    else:
-        slots = np.zeros((len(rows), width), dtype=np.uint64)
-        for index, row in enumerate(rows):
-            slots[index, : len(row)] = row
-    return np.array(keys, dtype=np.uint64), slots
+    return np.array(keys, dtype=np.uint64), rows_array(rows)
 
 
 def encode_legacy_sync(chunks: Iterable[StoreChunk], min_width: int = 0) -> bytes:

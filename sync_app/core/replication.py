@@ -69,6 +69,15 @@ class OwnAddress(PeerRefused):
     code = "own_address"
 
 
+def check_same_tokenizer(ours: str, hello: Hello, who: str) -> None:
+    """Refuse a peer that counts differently: merging its keys would mix two meanings."""
+    if hello.tokenizer != ours:
+        raise PeerRefused(
+            f"{who} uses COUNTER_TOKENIZER={hello.tokenizer}, this node uses {ours}: "
+            "their keywords differ, so they must not sync"
+        )
+
+
 class Replica:
     """One node's store, as the native protocol sees it: the store, its change journal, its digests."""
 
@@ -95,11 +104,7 @@ class Replica:
 
     def check_peer(self, hello: Hello) -> None:
         """Refuse a peer that counts differently: merging its keys would mix two meanings."""
-        if hello.tokenizer != self.tokenizer:
-            raise PeerRefused(
-                f"peer node {hello.node_id} uses COUNTER_TOKENIZER={hello.tokenizer}, this node uses "
-                f"{self.tokenizer}: their keywords differ, so they must not sync"
-            )
+        check_same_tokenizer(self.tokenizer, hello, f"peer node {hello.node_id}")
         if hello.node_id == self.node_id and hello.incarnation == self.journal.incarnation:
             raise OwnAddress(f"this is node {self.node_id} itself: its own address is among its seeds, and is skipped")
         if hello.node_id == self.node_id:
@@ -296,11 +301,7 @@ class PeerSession:
 
     def note_peer(self, hello: Hello, me: Hello) -> None:
         """Check who answered; a restarted peer (new incarnation) may have lost what we sent."""
-        if hello.tokenizer != me.tokenizer:
-            raise PeerRefused(
-                f"seed {self.remote.url} (node {hello.node_id}) uses COUNTER_TOKENIZER={hello.tokenizer}, "
-                f"this node uses {me.tokenizer}: their keywords differ, so they must not sync"
-            )
+        check_same_tokenizer(me.tokenizer, hello, f"seed {self.remote.url} (node {hello.node_id})")
         if self.status.node_id is not None and hello.node_id != self.status.node_id:
             logger.warning(
                 "seed %s now answers as node %d (was %d)", self.remote.url, hello.node_id, self.status.node_id
