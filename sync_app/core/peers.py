@@ -62,10 +62,26 @@ class PeerLink:
         self.next_native_probe = 0.0
         self.last_down_log = 0.0
         self.last_error_logged: str | None = None
+        # The node's change sequence and the clock when the last round started.
+        self.round_started_at = (-1, -float("inf"))
 
     @property
     def status(self) -> PeerStatus:
         return self.session.status
+
+    def has_news(self, sequence: int) -> bool:
+        """Is a round due, the node being at change ``sequence``? It is when the node changed since
+        the last round started, or ``interval`` seconds have passed since then."""
+        started_sequence, started = self.round_started_at
+        return sequence > started_sequence or self.clock() - started >= self.interval
+
+    def next_due(self) -> float:
+        """The clock time at which a round is due even without a change."""
+        return self.round_started_at[1] + self.interval
+
+    def starting_round(self, sequence: int) -> None:
+        """Note that a round starts now, with the node at change ``sequence``."""
+        self.round_started_at = (sequence, self.clock())
 
     def run(self, local: LocalNode, legacy_body: Callable[[], bytes], final: bool = False) -> str:
         """One round with this seed; returns what happened (for the round's summary).

@@ -191,3 +191,15 @@ def test_the_slot_is_learned_from_every_seed_or_not_at_all(
 ) -> None:
     report = [{"url": url, "mode": mode, "learned_for": for_} for url, (mode, for_) in zip(SEEDS, peers, strict=False)]
     assert learned_from_every_seed(SEEDS, report, "ab", pushes, resolve) is learned
+
+
+def test_a_round_is_due_on_a_change_or_once_the_interval_has_passed(clock: Clock) -> None:
+    link = link_to(FakeSeed(), clock, interval=1.0)
+    assert link.has_news(0), "the first round is always due"
+    link.starting_round(5)
+    assert not link.has_news(5)
+    assert link.has_news(6), "the node changed since the round started"
+    clock.now += 0.5
+    assert not link.has_news(5) and link.next_due() == clock.now + 0.5
+    clock.now += 0.5
+    assert link.has_news(5), "the interval has passed"

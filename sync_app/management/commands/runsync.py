@@ -45,7 +45,6 @@ class Command(LoopCommand):
     def setup(self) -> None:
         config = settings.COUNTER
         self.local = InternalNode(config, internal_token(config), timeout=60.0)
-        self.interval = config.sync_interval
         self.links = [
             PeerLink(
                 HttpPeer(url, sync_token_header(config.sync_token), timeout=config.sync_timeout),
@@ -58,8 +57,6 @@ class Command(LoopCommand):
         # past the final round's deadline cannot hold the process up.
         self.rounds: list[threading.Thread | None] = [None] * len(self.links)
         self.outcomes = ["not yet"] * len(self.links)
-        # Per seed: the node's change sequence and the time when its last round started.
-        self.last_started = [(-1, -float("inf"))] * len(self.links)
         self.latest = 0  # the node's change sequence, as the watcher last saw it
         self.wake = threading.Event()
         self.watcher: threading.Thread | None = None
@@ -91,15 +88,11 @@ class Command(LoopCommand):
         if self.once:
             self.local.hello()  # a node that is down is the command's error, not the seeds'
         legacy_body = self.legacy_body_maker()
-        now = time.monotonic()
         for index, link in enumerate(self.links):
             running = self.rounds[index]
-            if running is not None and running.is_alive():
+            if (running is not None and running.is_alive()) or not (every_seed or link.has_news(self.latest)):
                 continue
-            sequence, started = self.last_started[index]
-            if not every_seed and self.latest <= sequence and now - started < self.interval:
-                continue
-            self.last_started[index] = (self.latest, now)
+            link.starting_round(self.latest)
             self.rounds[index] = thread = threading.Thread(
                 target=self.run_round, args=(index, link, legacy_body, final), name=f"seed-{index}", daemon=True
             )
@@ -130,7 +123,7 @@ class Command(LoopCommand):
             self.watcher = threading.Thread(target=self.watch_changes, args=(interval,), name="watch", daemon=True)
             self.watcher.start()
         now = time.monotonic()
-        next_due = min((started + self.interval for _sequence, started in self.last_started), default=now + interval)
+        next_due = min((link.next_due() for link in self.links), default=now + interval)
         self.wake.wait(max(MIN_ROUND_GAP, min(next_due - now, interval)))
         self.wake.clear()
         self.stopping.wait(MIN_ROUND_GAP)
