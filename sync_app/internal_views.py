@@ -98,4 +98,7 @@ class PeerReportView(InternalView):
     def post(self, request: Request) -> Response:
         # A node with pending increments adds them to its slot once the report
         # shows it has learned its slot from every seed.
-        return Response({"stored": True, "folded": current_sync().take_report(dict(request.data))})
+        sync = current_sync()
+        folded = sync.take_report(dict(request.data))
+        members = [[member.node_id, member.url, member.state] for member in sync.membership.advertised()]
+        return Response({"stored": True, "folded": folded, "members": members})

@@ -35,9 +35,13 @@ class ClusterNodeSerializer(serializers.Serializer):
 
 
 class PeerSerializer(serializers.Serializer):
-    url = serializers.CharField(help_text="The seed's sync URL, as configured.")
+    url = serializers.CharField(help_text="The peer's sync URL: a seed as configured, or what a member advertises.")
+    state = serializers.ChoiceField(
+        ["up", "down", "left"],
+        help_text="up: heard from; down: unreachable for COUNTER_MEMBER_TIMEOUT; left: decommissioned.",
+    )
     node_id = serializers.IntegerField(allow_null=True)
-    mode = serializers.ChoiceField(["unknown", "native", "legacy", "refused", "self"])
+    mode = serializers.ChoiceField(["unknown", "native", "legacy", "refused", "self", "left"])
     reachable = serializers.BooleanField(allow_null=True)
     last_success = serializers.FloatField(allow_null=True)
     last_anti_entropy = serializers.FloatField(allow_null=True)

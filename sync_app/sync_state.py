@@ -6,8 +6,10 @@ import threading
 from typing import Any
 
 from storage_app.node import Node, current_node
+from sync_app.core.membership import Membership
 from sync_app.core.peers import learned_from_every_seed
-from sync_app.core.replication import Replica
+from sync_app.core.protocol import MemberInfo
+from sync_app.core.replication import PeerStatus, Replica
 
 
 class SyncState:
@@ -15,7 +17,11 @@ class SyncState:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.replica = Replica(node.store, node.config.node_id, node.config.tokenizer)
+        config = node.config
+        self.membership = Membership(
+            config.node_id, config.advertise_url, config.members_path, member_timeout=config.member_timeout
+        )
+        self.replica = Replica(node.store, config.node_id, config.tokenizer, membership=self.membership)
         self._lock = threading.Lock()
         self._report: dict[str, Any] = {}
         # Address of each counter-app peer that pushed its full state to this process.
@@ -27,10 +33,20 @@ class SyncState:
             self._legacy_pushes.add(address)
 
     def take_report(self, report: dict[str, Any]) -> bool:
-        """Keep runsync's report; fold pending increments once the slot is learned from every seed (True if so)."""
+        """Keep runsync's report: the members its peers told of, who answered; fold pending increments
+        once the slot is learned from every seed (True if so)."""
         with self._lock:
             self._report = report
             pushes = set(self._legacy_pushes)
+        for peer in report.get("peers", []):
+            node_id, members = peer.get("node_id"), peer.get("members")
+            if members:
+                self.membership.learn(
+                    (MemberInfo(int(item[0]), str(item[1]), str(item[2])) for item in members), sender=node_id
+                )
+            if node_id is not None and peer.get("last_success"):
+                self.membership.heard_from(int(node_id), float(peer["last_success"]))
+        self.membership.mark_down_if_silent()
         node = self.node
         if node.unproven is None:
             return False
@@ -56,8 +72,23 @@ class SyncState:
                 "pending": node.pending_status(),
             },
             "reported_at": report.get("reported_at"),
-            "peers": report.get("peers", []),
+            "peers": self._peers(list(report.get("peers", []))),
         }
+
+    def _peers(self, reported: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every member and every seed: runsync's view of the link, and the member's state."""
+        members = {member.node_id: member for member in self.membership.members()}
+        peers = []
+        for peer in reported:
+            member = members.pop(peer.get("node_id"), None)  # type: ignore[arg-type]
+            if member is not None:
+                state = member.state
+            else:
+                state = "up" if peer.get("reachable") or peer.get("mode") == "self" else "down"
+            peers.append({**peer, "state": state})
+        for member in members.values():  # known through gossip, not (yet) in runsync's report
+            peers.append({**PeerStatus(url=member.url, node_id=member.node_id).as_dict(), "state": member.state})
+        return peers
 
 
 _current: SyncState | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,8 @@ class NodeConfig:
     fsync: str
     wal: bool
     max_slots: int
+    advertise_url: str
+    member_timeout: float
 
     @property
     def snapshot_path(self) -> Path:
@@ -57,6 +60,10 @@ class NodeConfig:
     @property
     def previous_snapshot_path(self) -> Path:
         return self.data_dir / f"node-{self.node_id}.snapshot.prev"
+
+    @property
+    def members_path(self) -> Path:
+        return self.data_dir / f"node-{self.node_id}.members.json"
 
     @property
     def wal_dir(self) -> Path:
@@ -169,6 +176,23 @@ def env_seeds(environ: Mapping[str, str], name: str = "COUNTER_SEEDS") -> tuple[
     return tuple(seeds)
 
 
+def env_advertise_url(environ: Mapping[str, str], host: str, sync_port: int) -> str:
+    """COUNTER_ADVERTISE_URL: the sync URL other nodes reach this one at.
+
+    Default: ``http://127.0.0.1:<sync port>`` when listening on loopback, else
+    ``http://<host name>:<sync port>``.
+    """
+    raw = _raw(environ, "COUNTER_ADVERTISE_URL", "")
+    if not raw:
+        name = "127.0.0.1" if is_loopback_host(host) else socket.gethostname()
+        return f"http://{name}:{sync_port}"
+    too_long = len(raw.encode()) > 1024
+    urls = () if "," in raw or too_long else env_seeds({"COUNTER_ADVERTISE_URL": raw}, "COUNTER_ADVERTISE_URL")
+    if len(urls) != 1:
+        raise _fail("COUNTER_ADVERTISE_URL", raw, "must be one http(s) base URL like http://node-0.counter:3001")
+    return urls[0]
+
+
 def load_config(environ: Mapping[str, str]) -> NodeConfig:
     """Read and check every COUNTER_* variable; raise ``ConfigError`` on the first bad one."""
     # Every slot is a dense column (8 bytes per key), so a cluster states how many
@@ -220,4 +244,6 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         fsync=env_choice(environ, "COUNTER_FSYNC", "interval", ("always", "interval")),
         wal=env_bool(environ, "COUNTER_WAL", True),
         max_slots=max_slots,
+        advertise_url=env_advertise_url(environ, host, sync_port),
+        member_timeout=env_seconds(environ, "COUNTER_MEMBER_TIMEOUT", 60.0),
     )

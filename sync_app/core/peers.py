@@ -45,7 +45,7 @@ class SeedTransport(Protocol):
 
 
 class PeerLink:
-    """One seed: its mode (native, legacy, refused, self), its session, its backoff."""
+    """One seed or member: its mode (native, legacy, refused, self, left), its session, its backoff."""
 
     def __init__(
         self,
@@ -90,8 +90,8 @@ class PeerLink:
         that is this node itself is never contacted again.
         """
         now = self.clock()
-        if self.status.mode == "self":
-            return "self"
+        if self.status.mode in ("self", "left"):
+            return self.status.mode
         if now < self.next_attempt and not final:
             return "waiting"
         try:
@@ -198,7 +198,7 @@ def learned_from_every_seed(
     for seed in seeds:
         peer = reported.get(seed, {})
         mode = peer.get("mode")
-        if mode == "self" or (mode == "native" and peer.get("learned_for") == incarnation):
+        if mode in ("self", "left") or (mode == "native" and peer.get("learned_for") == incarnation):
             continue
         if mode == "legacy" and legacy_pushes & resolve(seed):
             continue

@@ -37,6 +37,8 @@ _HELLO = struct.Struct("<IQQHBB")
 _CURSOR = struct.Struct("<QQB")
 _ROWS = struct.Struct("<IHH")
 _PAGE = struct.Struct("<QIB")
+_COUNT = struct.Struct("<H")
+_MEMBER = struct.Struct("<IBBH")
 _LE_U64 = np.dtype("<u8")
 _LE_U32 = np.dtype("<u4")
 
@@ -69,6 +71,20 @@ class Section(IntEnum):
     DIGESTS = 4
     BUCKET_IDS = 5
     PAGE = 6
+    MEMBERS = 7
+
+
+MEMBER_STATES = ("up", "down", "left")
+MAX_URL_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """A cluster member as a node tells its peers about it: id, advertised sync URL, state."""
+
+    node_id: int
+    url: str
+    state: str = "up"  # one of MEMBER_STATES
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,8 @@ class Message:
     bucket_ids: np.ndarray | None = None  # uint32
     bucket_bits: int = 0  # how many buckets the ids count in (2**bits), with bucket_ids
     page: Page | None = None
+    # The members the sender knows, the sender itself first (with its advertised URL).
+    members: tuple[MemberInfo, ...] | None = None
     extra: dict[int, bytes] = field(default_factory=dict)  # sections of a later minor revision
 
 
@@ -169,6 +187,8 @@ def encode(message: Message) -> bytes:
     if message.page is not None:
         page = message.page
         sections.append((Section.PAGE, _PAGE.pack(page.start_key, page.max_rows, int(page.done))))
+    if message.members is not None:
+        sections.append((Section.MEMBERS, _encode_members(message.members)))
     parts = [_HEADER.pack(MAGIC, PROTOCOL_VERSION, int(message.kind), len(sections))]
     for section_type, payload in sections:
         parts.append(_SECTION.pack(int(section_type), 0, len(payload)))
@@ -227,6 +247,7 @@ def decode(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Message:
         bucket_ids=bucket_ids,
         bucket_bits=bucket_bits,
         page=_decode_page(payloads[Section.PAGE]) if Section.PAGE in payloads else None,
+        members=_decode_members(payloads[Section.MEMBERS], max_slots) if Section.MEMBERS in payloads else None,
         extra={key: bytes(value) for key, value in payloads.items() if key not in known},
     )
 
@@ -279,6 +300,42 @@ def _decode_bucket_ids(payload: memoryview) -> tuple[int, np.ndarray]:
     if len(ids) and int(ids.max()) >= 1 << bits:
         raise ProtocolError(f"bucket id out of range for {1 << bits} buckets")
     return bits, ids
+
+
+def _encode_members(members: tuple[MemberInfo, ...]) -> bytes:
+    parts = [_COUNT.pack(len(members))]
+    for member in members:
+        url = member.url.encode("utf-8")
+        if len(url) > MAX_URL_BYTES:
+            raise ValueError(f"member {member.node_id}'s URL is longer than {MAX_URL_BYTES} bytes")
+        parts.append(_MEMBER.pack(member.node_id, MEMBER_STATES.index(member.state), 0, len(url)) + url)
+    return b"".join(parts)
+
+
+def _decode_members(payload: memoryview, max_slots: int) -> tuple[MemberInfo, ...]:
+    if len(payload) < _COUNT.size:
+        raise ProtocolError("members section is too short")
+    (count,) = _COUNT.unpack_from(payload)
+    offset = _COUNT.size
+    members = []
+    for _ in range(count):
+        if offset + _MEMBER.size > len(payload):
+            raise ProtocolError("members section ends inside a member")
+        node_id, state, _reserved, length = _MEMBER.unpack_from(payload, offset)
+        offset += _MEMBER.size
+        if node_id >= max_slots or state >= len(MEMBER_STATES) or length > MAX_URL_BYTES:
+            raise ProtocolError(f"member {node_id} has a bad state ({state}) or URL length ({length})")
+        if offset + length > len(payload):
+            raise ProtocolError("members section ends inside a URL")
+        try:
+            url = bytes(payload[offset : offset + length]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError(f"member {node_id} has a URL that is not UTF-8") from None
+        offset += length
+        members.append(MemberInfo(node_id, url, MEMBER_STATES[state]))
+    if offset != len(payload):
+        raise ProtocolError("unexpected bytes after the last member")
+    return tuple(members)
 
 
 def _decode_page(payload: memoryview) -> Page:

@@ -34,10 +34,12 @@ from storage_app.core.errors import CounterError
 from storage_app.core.store import GCounterStore
 from sync_app.core.digests import bucket_digests, rows_in_buckets
 from sync_app.core.journal import ChangeJournal
+from sync_app.core.membership import Membership
 from sync_app.core.protocol import (
     Cursor,
     Hello,
     Kind,
+    MemberInfo,
     Message,
     Page,
     Rows,
@@ -81,9 +83,18 @@ def check_same_tokenizer(ours: str, hello: Hello, who: str) -> None:
 class Replica:
     """One node's store, as the native protocol sees it: the store, its change journal, its digests."""
 
-    def __init__(self, store: GCounterStore, node_id: int, tokenizer: str, journal: ChangeJournal | None = None):
+    def __init__(
+        self,
+        store: GCounterStore,
+        node_id: int,
+        tokenizer: str,
+        journal: ChangeJournal | None = None,
+        membership: Membership | None = None,
+    ):
         self.store = store
         self.journal = journal if journal is not None else ChangeJournal(store)
+        # The cluster's members, exchanged in every exchange (None: this replica keeps no list).
+        self.membership = membership
         self.node_id = node_id
         self.tokenizer = tokenizer
         self._digest_lock = threading.Lock()
@@ -160,10 +171,15 @@ class Replica:
         self.check_peer(peer)
         if message.kind == Kind.EXCHANGE_REQUEST:
             self.merge(message.rows, origin=peer.node_id)
+            members = None
+            if self.membership is not None:
+                if message.members:
+                    self.membership.learn(message.members, sender=peer.node_id)
+                members = self.membership.advertised()
             if message.cursor is None:
-                return Message(Kind.EXCHANGE_RESPONSE, self.hello())
+                return Message(Kind.EXCHANGE_RESPONSE, self.hello(), members=members)
             cursor, rows = self.changes(message.cursor, MAX_DELTA_KEYS, exclude_origin=peer.node_id)
-            return Message(Kind.EXCHANGE_RESPONSE, self.hello(), cursor=cursor, rows=rows)
+            return Message(Kind.EXCHANGE_RESPONSE, self.hello(), cursor=cursor, rows=rows, members=members)
         if message.kind == Kind.DIGEST_REQUEST:
             if message.digests is None:
                 raise PeerRefused("digest request without digests")
@@ -228,6 +244,8 @@ class PeerStatus:
     # Our incarnation (hex) when anti-entropy with the peer last completed: from then on
     # we hold at least the peer's copy of every slot, our own included.
     learned_for: str | None = None
+    # The members the peer told us of in its last answer: [node id, url, state], itself first.
+    members: list[list[Any]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -245,6 +263,8 @@ class PeerSession:
     ):
         self.remote = remote
         self.clock = clock
+        # The members this node tells the peer of in each exchange (None: none).
+        self.advertised: Callable[[], tuple[MemberInfo, ...]] | None = None
         self.anti_entropy_interval = anti_entropy_interval
         self.bucket_bits = bucket_bits
         self.status = PeerStatus(url=remote.url)
@@ -284,8 +304,11 @@ class PeerSession:
                 self.next_anti_entropy = 0.0
                 ours_cursor, ours = None, Rows.empty()
         pull = self.pull_cursor or Cursor(0, 0)
-        answer = self.remote.send(Message(Kind.EXCHANGE_REQUEST, me, cursor=pull, rows=ours))
+        members = self.advertised() if self.advertised is not None else None
+        answer = self.remote.send(Message(Kind.EXCHANGE_REQUEST, me, cursor=pull, rows=ours, members=members))
         self.note_peer(answer.hello, me)
+        if answer.members is not None:
+            self.status.members = [[member.node_id, member.url, member.state] for member in answer.members]
         self.status.keys_sent += len(ours.keys)
         if ours_cursor is not None:
             self.push_cursor = ours_cursor

@@ -118,6 +118,8 @@ class InternalNode(NodeClient):
         )
         return int(response.json()["sequence"])
 
-    def report_peers(self, report: dict[str, Any]) -> bool:
-        """Send runsync's report; True if the node added its pending increments to its slot because of it."""
-        return bool(self.request("POST", "/internal/sync/peers", json=report).json().get("folded"))
+    def report_peers(self, report: dict[str, Any]) -> dict[str, Any]:
+        """Send runsync's report; the answer says whether the node folded its pending increments
+        (``folded``) and which members it knows (``members``: [node id, url, state], itself first)."""
+        answer: dict[str, Any] = self.request("POST", "/internal/sync/peers", json=report).json()
+        return answer

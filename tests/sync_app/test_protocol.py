@@ -15,6 +15,7 @@ from sync_app.core.protocol import (
     Cursor,
     Hello,
     Kind,
+    MemberInfo,
     Message,
     Page,
     ProtocolError,
@@ -36,6 +37,12 @@ hellos = st.builds(
     tokenizer=st.sampled_from(["words", "fields"]),
 )
 cursors = st.builds(Cursor, incarnation=U64, sequence=U64, complete=st.booleans(), reset=st.booleans())
+members = st.builds(
+    MemberInfo,
+    node_id=st.integers(0, MAX_SLOTS - 1),
+    url=st.text(max_size=60),
+    state=st.sampled_from(["up", "down", "left"]),
+)
 pages = st.builds(Page, start_key=U64, max_rows=st.integers(0, (1 << 32) - 1), done=st.booleans())
 
 
@@ -68,6 +75,7 @@ def messages(draw: st.DrawFn) -> Message:
         bucket_ids=np.array(ids, dtype=np.uint32) if ids is not None else None,
         bucket_bits=bucket_bits if has_ids else 0,
         page=draw(st.none() | pages),
+        members=draw(st.none() | st.lists(members, max_size=5).map(tuple)),
     )
 
 
@@ -80,6 +88,7 @@ def same(left: Message, right: Message) -> bool:
         and left.hello == right.hello
         and left.cursor == right.cursor
         and left.page == right.page
+        and left.members == right.members
         and left.bucket_bits == right.bucket_bits
         and arrays_equal(left.digests, right.digests)
         and arrays_equal(left.bucket_ids, right.bucket_ids)

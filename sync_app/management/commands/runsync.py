@@ -27,6 +27,7 @@ from storage_app.management.loop_command import LoopCommand
 from sync_app.auth import sync_token_header
 from sync_app.core.legacy_protocol import encode_legacy_sync
 from sync_app.core.peers import PeerLink
+from sync_app.core.protocol import MemberInfo
 from sync_app.core.transport import HttpPeer, InternalNode
 
 logger = logging.getLogger(__name__)
@@ -44,19 +45,18 @@ class Command(LoopCommand):
 
     def setup(self) -> None:
         config = settings.COUNTER
+        self.config = config
         self.local = InternalNode(config, internal_token(config), timeout=60.0)
-        self.links = [
-            PeerLink(
-                HttpPeer(url, sync_token_header(config.sync_token), timeout=config.sync_timeout),
-                interval=config.sync_interval,
-                anti_entropy_interval=config.anti_entropy_interval,
-            )
-            for url in config.seeds
-        ]
-        # The round in progress with each seed: a daemon thread, so that a seed that hangs
-        # past the final round's deadline cannot hold the process up.
-        self.rounds: list[threading.Thread | None] = [None] * len(self.links)
-        self.outcomes = ["not yet"] * len(self.links)
+        self.links: list[PeerLink] = []
+        # The round in progress with each link (by URL): a daemon thread, so that a seed that
+        # hangs past the final round's deadline cannot hold the process up.
+        self.rounds: dict[str, threading.Thread] = {}
+        self.outcomes: dict[str, str] = {}
+        # What this node tells its peers of the cluster in each exchange (from the node's answer
+        # to our reports: itself first).
+        self.advertised: tuple[MemberInfo, ...] = (MemberInfo(config.node_id, config.advertise_url),)
+        for url in config.seeds:
+            self.add_link(url)
         self.latest = 0  # the node's change sequence, as the watcher last saw it
         self.wake = threading.Event()
         self.watcher: threading.Thread | None = None
@@ -66,6 +66,59 @@ class Command(LoopCommand):
         self.report_lock = threading.Lock()
         self.last_report = 0.0
         self.reported_learned: tuple[object, ...] = ()
+
+    def add_link(self, url: str) -> PeerLink:
+        config = self.config
+        link = PeerLink(
+            HttpPeer(url, sync_token_header(config.sync_token), timeout=config.sync_timeout),
+            interval=config.sync_interval,
+            anti_entropy_interval=config.anti_entropy_interval,
+        )
+        link.session.advertised = lambda: self.advertised
+        self.links.append(link)
+        self.outcomes[url] = "not yet"
+        return link
+
+    def follow_members(self, members: list[list[Any]]) -> None:
+        """Sync with every member the node knows of, and no more with those that left."""
+        self.advertised = tuple(MemberInfo(int(node_id), str(url), str(state)) for node_id, url, state in members)
+        self.min_width = max(self.min_width, *(info.node_id + 1 for info in self.advertised))
+        self.drop_duplicate_links()
+        by_url = {link.http.url: link for link in self.links}
+        by_id = {link.status.node_id: link for link in self.links if link.status.node_id is not None}
+        for info in self.advertised[1:]:
+            link = by_id.get(info.node_id) or by_url.get(info.url)
+            if info.state == "left":
+                if link is not None and link.status.mode != "left":
+                    logger.info("member %d (%s) has left: no more rounds with it", info.node_id, link.http.url)
+                    link.status.mode = "left"
+                continue
+            if link is None and info.url != self.config.advertise_url:
+                logger.info("member %d (%s) is new to this node: syncing with it too", info.node_id, info.url)
+                self.add_link(info.url)
+
+    def drop_duplicate_links(self) -> None:
+        """A member reached both as a configured seed and at its advertised URL: keep the seed's link.
+
+        The seed URL is the operator's (a proxy, a load balancer's name); the other
+        link was only added before the first exchange told the seed's node id.
+        """
+        kept: dict[int, PeerLink] = {}
+        for link in list(self.links):
+            node_id = link.status.node_id
+            if node_id is None:
+                continue
+            other = kept.setdefault(node_id, link)
+            if other is link:
+                continue
+            drop = other if other.http.url not in self.config.seeds else link
+            if drop.http.url in self.config.seeds:
+                continue  # two seeds name one node: the operator's choice
+            kept[node_id] = other if drop is link else link
+            logger.info(
+                "node %d is also seed %s: no more rounds through %s", node_id, kept[node_id].http.url, drop.http.url
+            )
+            self.links.remove(drop)
 
     def legacy_body_maker(self) -> Callable[[], bytes]:
         """A function giving a current counter-app body, built at most once per step."""
@@ -80,46 +133,47 @@ class Command(LoopCommand):
         return make
 
     def run_once(self) -> str:
-        """One step: a round with every idle seed that has news (all of them with --once and at the stop)."""
-        if not self.links:
-            return "no seeds configured"
+        """One step: a round with every idle link that has news (all of them with --once and at the stop)."""
         final = self.stopping.is_set()
         every_seed = self.once or final
         if self.once:
             self.local.hello()  # a node that is down is the command's error, not the seeds'
         legacy_body = self.legacy_body_maker()
         for index, link in enumerate(self.links):
-            running = self.rounds[index]
+            url = link.http.url
+            running = self.rounds.get(url)
             if (running is not None and running.is_alive()) or not (every_seed or link.has_news(self.latest)):
                 continue
             link.starting_round(self.latest)
-            self.rounds[index] = thread = threading.Thread(
-                target=self.run_round, args=(index, link, legacy_body, final), name=f"seed-{index}", daemon=True
+            self.rounds[url] = thread = threading.Thread(
+                target=self.run_round, args=(link, legacy_body, final), name=f"link-{index}", daemon=True
             )
             thread.start()
-        if every_seed:
+        if every_seed and self.rounds:
             # Final rounds get a bounded time: a seed that does not answer must not hold up the node's shutdown.
-            deadline = time.monotonic() + min(2 * settings.COUNTER.sync_timeout, 10.0) if final else float("inf")
-            for running in self.rounds:
-                if running is not None:
-                    running.join(None if deadline == float("inf") else max(0.0, deadline - time.monotonic()))
-            unfinished = sum(1 for running in self.rounds if running is not None and running.is_alive())
+            deadline = time.monotonic() + min(2 * self.config.sync_timeout, 10.0) if final else float("inf")
+            for running in self.rounds.values():
+                running.join(None if deadline == float("inf") else max(0.0, deadline - time.monotonic()))
+            unfinished = sum(1 for running in self.rounds.values() if running.is_alive())
             if unfinished:
-                logger.warning("final sync round unfinished with %d of %d seeds", unfinished, len(self.links))
+                logger.warning("final sync round unfinished with %d of %d peers", unfinished, len(self.links))
         self.report(force=every_seed)
-        return ", ".join(f"{link.http.url}: {outcome}" for link, outcome in zip(self.links, self.outcomes, strict=True))
+        if not self.links:
+            return "no seeds configured and no other member known"
+        return ", ".join(f"{link.http.url}: {self.outcomes[link.http.url]}" for link in self.links)
 
-    def run_round(self, index: int, link: PeerLink, legacy_body: Callable[[], bytes], final: bool) -> None:
+    def run_round(self, link: PeerLink, legacy_body: Callable[[], bytes], final: bool) -> None:
         try:
-            self.outcomes[index] = link.run(self.local, legacy_body, final)
+            outcome = link.run(self.local, legacy_body, final)
         except Exception:  # a failed round is logged and retried at the next step, never fatal
             logger.exception("round with %s failed", link.http.url)
-            self.outcomes[index] = "failed"
+            outcome = "failed"
+        self.outcomes[link.http.url] = outcome
         self.wake.set()
 
     def wait_between_steps(self, interval: float) -> None:
         """Until the node changes, a round ends, the next seed is due, or a stop is asked for."""
-        if self.watcher is None and self.links:
+        if self.watcher is None:
             self.watcher = threading.Thread(target=self.watch_changes, args=(interval,), name="watch", daemon=True)
             self.watcher.start()
         now = time.monotonic()
@@ -166,12 +220,15 @@ class Command(LoopCommand):
                 "peers": [link.status.as_dict() for link in self.links],
             }
         try:
-            if self.local.report_peers(report):
-                logger.info("learned this node's slot from every seed: its pending increments are in its slot now")
+            answer = self.local.report_peers(report)
         except NodeError as error:
             logger.debug("report not taken: %s", error)
             with self.report_lock:
                 self.reported_learned = ()
+            return
+        if answer.get("folded"):
+            logger.info("learned this node's slot from every seed: its pending increments are in its slot now")
+        self.follow_members(list(answer.get("members", [])))
 
     def teardown(self) -> None:
         for link in self.links:

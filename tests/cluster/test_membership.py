@@ -1,0 +1,90 @@
+"""Live membership with real nodes: a fourth node joins through one seed and every node syncs with it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+
+import pytest
+import requests
+
+from tests.cluster.nodes import Node, start_cluster, wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("membership")]
+
+
+class Writer(threading.Thread):
+    """Posts "common <name>" to one node until stopped; counts acknowledged posts."""
+
+    def __init__(self, node: Node, name: str) -> None:
+        super().__init__(daemon=True)
+        self.node, self.name = node, name
+        self.acknowledged = 0
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        with requests.Session() as session:
+            while not self.stop_event.is_set():
+                response = session.post(self.node.public_url + "/keywords", data=f"common {self.name}", timeout=10)
+                assert response.status_code == 200, response.text
+                self.acknowledged += 1
+                time.sleep(0.01)
+
+    def finish(self) -> int:
+        self.stop_event.set()
+        self.join()
+        return self.acknowledged
+
+
+def peers_of(node: Node) -> dict[int, dict[str, object]]:
+    response = requests.get(node.public_url + "/cluster", timeout=5)
+    response.raise_for_status()
+    return {int(peer["node_id"]): peer for peer in response.json()["peers"] if peer["node_id"] is not None}
+
+
+def last_success(node: Node, peer: int) -> object:
+    return peers_of(node).get(peer, {}).get("last_success")
+
+
+def test_a_fourth_node_joins_through_one_seed_under_writes(make_node: Callable[..., Node]) -> None:
+    nodes = start_cluster(make_node)
+    writers = [Writer(node, f"w{node.node_id}") for node in nodes]
+    for writer in writers:
+        writer.start()
+    wait_until(lambda: all(writer.acknowledged >= 20 for writer in writers), 30, "writes before the join")
+    newcomer = make_node(3)
+    newcomer.env["COUNTER_SEEDS"] = nodes[0].sync_url  # one live member, nothing else
+    started = time.monotonic()
+    newcomer.start(wait=False)
+    everyone = [*nodes, newcomer]
+
+    def every_node_sees_the_others_up() -> bool:
+        for node in everyone:
+            peers = peers_of(node)
+            others = {other.node_id for other in everyone if other is not node}
+            if not all(peers.get(other, {}).get("state") == "up" for other in others):
+                return False
+        return True
+
+    wait_until(every_node_sees_the_others_up, 60, "every node to list every other as up")
+    # Nodes 1 and 2 were told of node 3 by gossip and sync with it directly.
+    for node in nodes[1:]:
+        wait_until(partial(last_success, node, 3), 30, f"node {node.node_id} to sync with node 3")
+    acknowledged = {writer.name: writer.finish() for writer in writers}
+    expected = {"common": sum(acknowledged.values()), **acknowledged}
+    wait_until(lambda: newcomer.counts(list(expected)) == expected, 60, f"node 3 to count {expected}")
+    joined = time.monotonic() - started
+    wait_until(lambda: all(node.counts(list(expected)) == expected for node in everyone), 60, "exact totals")
+    print(f"join: node 3 started with one seed; every count exact on it {joined:.2f} s later; totals {expected}")
+    assert newcomer.post("from the newcomer") == {"tokens": 3, "keywords": 3}
+    wait_until(lambda: all(node.counts(["newcomer"]) == {"newcomer": 1} for node in everyone), 30, "its own write")
+
+    # Membership is kept on disk: node 1, restarted, still syncs with node 3, which is not among its seeds.
+    assert nodes[1].stop() == 0
+    nodes[1].start()
+    assert peers_of(nodes[1])[3]["url"] == newcomer.sync_url
+    wait_until(lambda: last_success(nodes[1], 3), 30, "restarted node 1 to sync with node 3")
+    for node in everyone:
+        assert node.stop() == 0, node.log()
