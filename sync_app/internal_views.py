@@ -90,6 +90,25 @@ class WaitView(InternalView):
 
 
 @extend_schema(exclude=True)
+class LeaveView(InternalView):
+    """POST: this node leaves the cluster (decommission): no more client writes, members told it left."""
+
+    def post(self, request: Request) -> Response:
+        sync = current_sync()
+        sync.node.close_writes()
+        sync.membership.leaving = True
+        return Response({"leaving": True})
+
+
+@extend_schema(exclude=True)
+class StatusView(InternalView):
+    """GET: what GET /cluster shows, plus runsync's own report fields, for the node's commands."""
+
+    def get(self, request: Request) -> Response:
+        return Response(current_sync().cluster_status())
+
+
+@extend_schema(exclude=True)
 class PeerReportView(InternalView):
     """POST runsync's report of its peers (JSON), shown by GET /cluster."""
 

@@ -63,4 +63,7 @@ class PeerSerializer(serializers.Serializer):
 class ClusterSerializer(serializers.Serializer):
     node = ClusterNodeSerializer()
     reported_at = serializers.FloatField(allow_null=True, help_text="When runsync last reported (Unix time).")
+    leaving_since = serializers.FloatField(
+        allow_null=True, help_text="Since when this node tells its members it leaves (decommission); null if not."
+    )
     peers = PeerSerializer(many=True)

@@ -72,6 +72,7 @@ class SyncState:
                 "pending": node.pending_status(),
             },
             "reported_at": report.get("reported_at"),
+            "leaving_since": report.get("leaving_since"),
             "peers": self._peers(list(report.get("peers", []))),
         }
 

@@ -62,6 +62,10 @@ class NodeConfig:
         return self.data_dir / f"node-{self.node_id}.snapshot.prev"
 
     @property
+    def pid_path(self) -> Path:
+        return self.data_dir / f"node-{self.node_id}.pid"
+
+    @property
     def members_path(self) -> Path:
         return self.data_dir / f"node-{self.node_id}.members.json"
 

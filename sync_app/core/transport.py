@@ -118,6 +118,15 @@ class InternalNode(NodeClient):
         )
         return int(response.json()["sequence"])
 
+    def leave(self) -> None:
+        """Make the node leave the cluster: no more client writes, its members told so from now on."""
+        self.request("POST", "/internal/sync/leave")
+
+    def status(self) -> dict[str, Any]:
+        """The node and its peers, as GET /cluster shows them, with runsync's ``leaving_since``."""
+        answer: dict[str, Any] = self.request("GET", "/internal/sync/status").json()
+        return answer
+
     def report_peers(self, report: dict[str, Any]) -> dict[str, Any]:
         """Send runsync's report; the answer says whether the node folded its pending increments
         (``folded``) and which members it knows (``members``: [node id, url, state], itself first)."""

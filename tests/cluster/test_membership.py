@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 import requests
 
-from tests.cluster.nodes import Node, start_cluster, wait_until
+from tests.cluster.nodes import Node, manage, start_cluster, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("membership")]
 
@@ -42,6 +42,14 @@ def peers_of(node: Node) -> dict[int, dict[str, object]]:
     response = requests.get(node.public_url + "/cluster", timeout=5)
     response.raise_for_status()
     return {int(peer["node_id"]): peer for peer in response.json()["peers"] if peer["node_id"] is not None}
+
+
+def peer_is(node: Node, peer: int, field: str, value: object) -> bool:
+    return peers_of(node).get(peer, {}).get(field) == value
+
+
+def rounds_reach(node: Node, peer: int, rounds: int) -> bool:
+    return int(str(peers_of(node)[peer]["rounds"])) >= rounds
 
 
 def last_success(node: Node, peer: int) -> object:
@@ -87,4 +95,33 @@ def test_a_fourth_node_joins_through_one_seed_under_writes(make_node: Callable[.
     assert peers_of(nodes[1])[3]["url"] == newcomer.sync_url
     wait_until(lambda: last_success(nodes[1], 3), 30, "restarted node 1 to sync with node 3")
     for node in everyone:
+        assert node.stop() == 0, node.log()
+
+
+def test_a_decommissioned_node_leaves_under_writes_and_its_counts_stay(make_node: Callable[..., Node]) -> None:
+    nodes = start_cluster(make_node)
+    leaving = nodes[2]
+    assert [leaving.post("leaving words") for _ in range(25)][-1] == {"tokens": 2, "keywords": 2}
+    writers = [Writer(node, f"w{node.node_id}") for node in nodes[:2]]
+    for writer in writers:
+        writer.start()
+    wait_until(lambda: all(writer.acknowledged >= 20 for writer in writers), 30, "writes before the decommission")
+    result = manage("decommission", env=leaving.env, cwd=leaving.workdir, timeout=120)
+    assert result.returncode == 0, result.stderr + leaving.log()[-3000:]
+    assert "has left the cluster and stopped" in result.stdout
+    assert leaving.process is not None and leaving.process.wait(30) == 0, leaving.log()[-3000:]
+    for node in nodes[:2]:
+        wait_until(partial(peer_is, node, 2, "state", "left"), 10, f"node {node.node_id} to show node 2 as left")
+        assert peers_of(node)[2]["mode"] == "left"
+    # No more rounds with it: its failure count stands still while rounds with the other member go on.
+    for node in nodes[:2]:
+        other = 1 - node.node_id
+        errors_then = peers_of(node)[2]["errors"]
+        five_more = int(str(peers_of(node)[other]["rounds"])) + 5
+        wait_until(partial(rounds_reach, node, other, five_more), 30, "five more rounds between the remaining nodes")
+        assert peers_of(node)[2]["errors"] == errors_then
+    acknowledged = {writer.name: writer.finish() for writer in writers}
+    expected = {"leaving": 25, "words": 25, "common": sum(acknowledged.values()), **acknowledged}
+    wait_until(lambda: all(node.counts(list(expected)) == expected for node in nodes[:2]), 30, f"totals {expected}")
+    for node in nodes[:2]:
         assert node.stop() == 0, node.log()

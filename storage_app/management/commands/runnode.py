@@ -94,6 +94,8 @@ class Command(BaseCommand):
         self.preflight(config)
         token = secrets.token_urlsafe(32)
         self.write_token(config, token)
+        # Commands run by hand (decommission) stop the node through this.
+        config.pid_path.write_text(f"{os.getpid()}\n")
         python_path = os.pathsep.join(filter(None, [str(PROJECT_DIR), os.environ.get("PYTHONPATH")]))
         self.env = {
             # glibc raises its mmap threshold after the first large free, and from then
@@ -137,6 +139,7 @@ class Command(BaseCommand):
             failed = self.supervise()
         clean = self.shutdown()
         config.internal_token_path.unlink(missing_ok=True)
+        config.pid_path.unlink(missing_ok=True)
         if failed or not clean:
             raise CommandError("node stopped with errors (see above)")
         logger.info("node %d stopped cleanly", config.node_id)

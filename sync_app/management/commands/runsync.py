@@ -64,6 +64,7 @@ class Command(LoopCommand):
         # its id, so every row we push to it covers every node of the cluster.
         self.min_width = max(config.node_id, len(config.seeds)) + 1
         self.report_lock = threading.Lock()
+        self.leaving_since: float | None = None  # when the node's answer first said it leaves
         self.last_report = 0.0
         self.reported_learned: tuple[object, ...] = ()
 
@@ -81,7 +82,13 @@ class Command(LoopCommand):
 
     def follow_members(self, members: list[list[Any]]) -> None:
         """Sync with every member the node knows of, and no more with those that left."""
+        if not members:
+            return
         self.advertised = tuple(MemberInfo(int(node_id), str(url), str(state)) for node_id, url, state in members)
+        if self.advertised[0].state == "left" and self.leaving_since is None:
+            # Every round from now on tells the peers this node leaves.
+            self.leaving_since = time.time()
+            logger.info("this node leaves the cluster: telling every member")
         self.min_width = max(self.min_width, *(info.node_id + 1 for info in self.advertised))
         self.drop_duplicate_links()
         by_url = {link.http.url: link for link in self.links}
@@ -217,6 +224,7 @@ class Command(LoopCommand):
             self.reported_learned = learned
             report: dict[str, Any] = {
                 "reported_at": time.time(),
+                "leaving_since": self.leaving_since,
                 "peers": [link.status.as_dict() for link in self.links],
             }
         try:
