@@ -101,6 +101,25 @@ class LeaveView(InternalView):
 
 
 @extend_schema(exclude=True)
+class ForgetView(InternalView):
+    """POST ?node=N: drop member N for good (the operator's ``forget``)."""
+
+    def post(self, request: Request) -> Response:
+        sync = current_sync()
+        node_id = _int(request, "node")
+        if node_id == sync.node.config.node_id:
+            raise ParseError(f"node {node_id} is this node itself: run forget against another node")
+        state = sync.membership.state_of(node_id)
+        if state == "up" and request.query_params.get("force") != "1":
+            raise ParseError(
+                f"node {node_id} is up: decommission it instead (or say --force if it is gone for good "
+                "and merely not yet shown as down)"
+            )
+        known = sync.membership.forget(node_id)
+        return Response({"node_id": node_id, "was": state, "forgotten": known})
+
+
+@extend_schema(exclude=True)
 class StatusView(InternalView):
     """GET: what GET /cluster shows, plus runsync's own report fields, for the node's commands."""
 

@@ -41,7 +41,7 @@ class PeerSerializer(serializers.Serializer):
         help_text="up: heard from; down: unreachable for COUNTER_MEMBER_TIMEOUT; left: decommissioned.",
     )
     node_id = serializers.IntegerField(allow_null=True)
-    mode = serializers.ChoiceField(["unknown", "native", "legacy", "refused", "self", "left"])
+    mode = serializers.ChoiceField(["unknown", "native", "legacy", "refused", "self", "left", "forgotten"])
     reachable = serializers.BooleanField(allow_null=True)
     last_success = serializers.FloatField(allow_null=True)
     last_anti_entropy = serializers.FloatField(allow_null=True)

@@ -39,13 +39,14 @@ class SyncState:
             self._report = report
             pushes = set(self._legacy_pushes)
         for peer in report.get("peers", []):
-            node_id, members = peer.get("node_id"), peer.get("members")
-            if members:
-                self.membership.learn(
-                    (MemberInfo(int(item[0]), str(item[1]), str(item[2])) for item in members), sender=node_id
-                )
-            if node_id is not None and peer.get("last_success"):
-                self.membership.heard_from(int(node_id), float(peer["last_success"]))
+            node_id, members, last_success = peer.get("node_id"), peer.get("members"), peer.get("last_success")
+            if members and last_success:
+                # The members the peer told of in its answer at its last successful round (a report
+                # repeats them until the next one, so they are news only as of then).
+                told = (MemberInfo(int(item[0]), str(item[1]), str(item[2])) for item in members)
+                self.membership.learn(told, sender=node_id, heard_at=float(last_success))
+            if node_id is not None and last_success:
+                self.membership.heard_from(int(node_id), float(last_success))
         self.membership.mark_down_if_silent()
         node = self.node
         if node.unproven is None:
@@ -81,6 +82,11 @@ class SyncState:
         members = {member.node_id: member for member in self.membership.members()}
         peers = []
         for peer in reported:
+            node_id = peer.get("node_id")
+            if peer.get("mode") == "forgotten" or (
+                node_id is not None and self.membership.state_of(int(node_id)) == "forgotten"
+            ):
+                continue
             member = members.pop(peer.get("node_id"), None)  # type: ignore[arg-type]
             if member is not None:
                 state = member.state

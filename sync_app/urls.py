@@ -15,5 +15,6 @@ urlpatterns = [
     path("internal/sync/wait", internal_views.WaitView.as_view()),
     path("internal/sync/peers", internal_views.PeerReportView.as_view()),
     path("internal/sync/leave", internal_views.LeaveView.as_view()),
+    path("internal/sync/forget", internal_views.ForgetView.as_view()),
     path("internal/sync/status", internal_views.StatusView.as_view()),
 ]

@@ -6,8 +6,9 @@ one live member as its only seed is known to every node within a few rounds,
 and learns of every other node the same way. A member is ``up`` while it is
 heard from, ``down`` once it has been unreachable for ``member_timeout``
 seconds (it is still contacted, with backoff), and ``left`` once it
-decommissioned itself (contacted no more; ``left`` is never undone by gossip).
-A member goes away only by ``forget``. The list is kept in a JSON file in the
+decommissioned itself (contacted no more). A member goes away only by
+``forget``, which leaves a ``forgotten`` tombstone that travels like any other
+news. ``left`` and ``forgotten`` are never undone by gossip. The list is kept in a JSON file in the
 data directory, replaced atomically, so it survives restarts.
 """
 
@@ -34,7 +35,8 @@ class Member:
     node_id: int
     url: str
     state: str = "up"
-    last_seen: float | None = None  # wall time this node last heard from it (directly or through runsync)
+    # Wall time this node last heard from it (directly or through runsync), or first heard of it.
+    last_seen: float | None = None
 
 
 class Membership:
@@ -61,8 +63,10 @@ class Membership:
             self._load(path)
 
     def members(self) -> list[Member]:
+        """Every member but the forgotten ones, by node id."""
         with self._lock:
-            return [Member(**asdict(member)) for member in sorted(self._members.values(), key=lambda m: m.node_id)]
+            known = sorted(self._members.values(), key=_id)
+            return [Member(**asdict(member)) for member in known if member.state != "forgotten"]
 
     def advertised(self) -> tuple[MemberInfo, ...]:
         """What this node tells a peer: itself first, then every member it knows."""
@@ -70,9 +74,15 @@ class Membership:
             others = [MemberInfo(m.node_id, m.url, m.state) for m in sorted(self._members.values(), key=_id)]
         return (MemberInfo(self.node_id, self.url, "left" if self.leaving else "up"), *others)
 
-    def learn(self, infos: Iterable[MemberInfo], sender: int | None = None) -> bool:
-        """Take what a peer said (``sender``: its node id, whose own entry is first-hand); True if anything changed."""
+    def learn(self, infos: Iterable[MemberInfo], sender: int | None = None, heard_at: float | None = None) -> bool:
+        """Take what a peer said; True if anything changed.
+
+        ``sender`` is its node id: its own entry is first-hand (its URL, whether it
+        leaves). ``heard_at`` is when it said it (default: now); a member is up
+        again only on news newer than what was last heard from it.
+        """
         now = self.clock()
+        heard_at = now if heard_at is None else heard_at
         changed = False
         with self._lock:
             for info in infos:
@@ -81,26 +91,28 @@ class Membership:
                 known = self._members.get(info.node_id)
                 first_hand = info.node_id == sender
                 if known is None:
-                    state = info.state if info.state == "left" else "up"
-                    self._members[info.node_id] = Member(info.node_id, info.url, state, now if first_hand else None)
-                    logger.info("member %d (%s) joins the cluster as this node knows it", info.node_id, info.url)
+                    state = info.state if info.state in _FINAL else "up"
+                    self._members[info.node_id] = Member(info.node_id, info.url, state, heard_at if first_hand else now)
+                    if state == "up":
+                        logger.info("member %d (%s) joins the cluster as this node knows it", info.node_id, info.url)
                     changed = True
                     continue
-                if known.state == "left":
-                    continue  # a member that left never comes back by gossip
-                if info.state == "left":
-                    known.state = "left"
-                    logger.info("member %d (%s) has left the cluster", info.node_id, known.url)
+                if known.state in _FINAL and not (known.state == "left" and info.state == "forgotten"):
+                    continue  # a member that left or was forgotten never comes back by gossip
+                if info.state in _FINAL:
+                    known.state = info.state
+                    logger.info("member %d (%s) is %s", info.node_id, known.url, info.state)
                     changed = True
                 elif first_hand:
                     if known.url != info.url:
                         logger.info("member %d now advertises %s (was %s)", info.node_id, info.url, known.url)
                         known.url = info.url
                         changed = True
-                    known.last_seen = now
-                    if known.state != "up":
-                        known.state = "up"
-                        changed = True
+                    if heard_at > (known.last_seen or 0.0):
+                        known.last_seen = heard_at
+                        if known.state != "up":
+                            known.state = "up"
+                            changed = True
         if changed:
             self._save()
         return changed
@@ -109,9 +121,9 @@ class Membership:
         """A successful round with the member at wall time ``at``."""
         with self._lock:
             member = self._members.get(node_id)
-            if member is None or member.state == "left":
-                return
-            member.last_seen = max(member.last_seen or 0.0, at)
+            if member is None or member.state in _FINAL or at <= (member.last_seen or 0.0):
+                return  # an old success (runsync reports its last one every time) says nothing new
+            member.last_seen = at
             changed = member.state != "up"
             member.state = "up"
         if changed:
@@ -134,12 +146,22 @@ class Membership:
             self._save()
         return gone_down
 
-    def forget(self, node_id: int) -> bool:
-        """Drop a member for good (an operator's decision); True if it was known."""
+    def state_of(self, node_id: int) -> str | None:
         with self._lock:
-            found = self._members.pop(node_id, None) is not None
-        if found:
-            self._save()
+            member = self._members.get(node_id)
+            return member.state if member is not None else None
+
+    def forget(self, node_id: int) -> bool:
+        """Drop a member for good (an operator's decision), leaving a tombstone; True if it was known."""
+        with self._lock:
+            member = self._members.get(node_id)
+            found = member is not None and member.state != "forgotten"
+            if member is None:
+                self._members[node_id] = Member(node_id, "", "forgotten", self.clock())
+            else:
+                member.state = "forgotten"
+        logger.info("member %d is forgotten", node_id)
+        self._save()
         return found
 
     def _load(self, path: Path) -> None:
@@ -168,6 +190,9 @@ class Membership:
                 write_file_atomically(self.path, json.dumps(record, indent=1).encode())
             except OSError as error:
                 logger.error("cannot write %s: %s", self.path, error)
+
+
+_FINAL = ("left", "forgotten")
 
 
 def _id(member: Member) -> int:

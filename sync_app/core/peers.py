@@ -90,7 +90,7 @@ class PeerLink:
         that is this node itself is never contacted again.
         """
         now = self.clock()
-        if self.status.mode in ("self", "left"):
+        if self.status.mode in ("self", "left", "forgotten"):
             return self.status.mode
         if now < self.next_attempt and not final:
             return "waiting"
@@ -198,7 +198,7 @@ def learned_from_every_seed(
     for seed in seeds:
         peer = reported.get(seed, {})
         mode = peer.get("mode")
-        if mode in ("self", "left") or (mode == "native" and peer.get("learned_for") == incarnation):
+        if mode in ("self", "left", "forgotten") or (mode == "native" and peer.get("learned_for") == incarnation):
             continue
         if mode == "legacy" and legacy_pushes & resolve(seed):
             continue

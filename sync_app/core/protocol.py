@@ -74,7 +74,7 @@ class Section(IntEnum):
     MEMBERS = 7
 
 
-MEMBER_STATES = ("up", "down", "left")
+MEMBER_STATES = ("up", "down", "left", "forgotten")
 MAX_URL_BYTES = 1024
 
 

@@ -122,6 +122,12 @@ class InternalNode(NodeClient):
         """Make the node leave the cluster: no more client writes, its members told so from now on."""
         self.request("POST", "/internal/sync/leave")
 
+    def forget(self, node_id: int, force: bool = False) -> dict[str, Any]:
+        """Drop member ``node_id`` for good; the answer says what it was (``was``)."""
+        params = {"node": node_id, **({"force": "1"} if force else {})}
+        answer: dict[str, Any] = self.request("POST", "/internal/sync/forget", params=params).json()
+        return answer
+
     def status(self) -> dict[str, Any]:
         """The node and its peers, as GET /cluster shows them, with runsync's ``leaving_since``."""
         answer: dict[str, Any] = self.request("GET", "/internal/sync/status").json()

@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 import requests
 
-from tests.cluster.nodes import Node, manage, start_cluster, wait_until
+from tests.cluster.nodes import Node, crash, manage, start_cluster, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("membership")]
 
@@ -123,5 +123,28 @@ def test_a_decommissioned_node_leaves_under_writes_and_its_counts_stay(make_node
     acknowledged = {writer.name: writer.finish() for writer in writers}
     expected = {"leaving": 25, "words": 25, "common": sum(acknowledged.values()), **acknowledged}
     wait_until(lambda: all(node.counts(list(expected)) == expected for node in nodes[:2]), 30, f"totals {expected}")
+    for node in nodes[:2]:
+        assert node.stop() == 0, node.log()
+
+
+def test_a_dead_member_goes_down_and_is_dropped_only_by_forget(make_node: Callable[..., Node]) -> None:
+    nodes = start_cluster(lambda node_id: make_node(node_id, env={"COUNTER_MEMBER_TIMEOUT": "2"}))
+    wait_until(lambda: all(peer_is(node, 2, "state", "up") for node in nodes[:2]), 30, "node 2 up everywhere")
+    refused = manage("forget", "2", env=nodes[0].env, cwd=nodes[0].workdir)
+    assert refused.returncode != 0 and "node 2 is up: decommission it instead" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    crash(nodes[2])
+    for node in nodes[:2]:
+        wait_until(partial(peer_is, node, 2, "state", "down"), 30, f"node {node.node_id} to show node 2 as down")
+    result = manage("forget", "2", env=nodes[0].env, cwd=nodes[0].workdir)
+    assert result.returncode == 0, result.stderr
+    assert "node 2 (down) is forgotten" in result.stdout
+    for node in nodes[:2]:  # node 1 hears of it from node 0
+        wait_until(partial(lambda node: 2 not in peers_of(node), node), 30, f"node {node.node_id} to drop node 2")
+    nodes[0].post("still counting")
+    wait_until(lambda: nodes[1].counts(["counting"]) == {"counting": 1}, 30, "the remaining nodes to sync")
+    assert nodes[0].stop() == 0
+    nodes[0].start()
+    assert 2 not in peers_of(nodes[0]), "forgetting survives a restart"
     for node in nodes[:2]:
         assert node.stop() == 0, node.log()

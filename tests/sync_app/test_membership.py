@@ -80,3 +80,18 @@ def test_two_replicas_tell_each_other_their_members_in_an_exchange() -> None:
     session.run_round(a)
     assert states(b.membership) == {0: ("http://a:1", "up"), 2: ("http://c:1", "up")}
     assert session.status.members == [[1, "http://b:1", "up"], [0, "http://a:1", "up"], [2, "http://c:1", "up"]]
+
+
+def test_an_old_success_does_not_bring_a_down_member_back() -> None:
+    clock = Clock()
+    ours = Membership(0, "http://a:1", None, member_timeout=60, clock=clock)
+    ours.learn([MemberInfo(1, "http://b:1")], sender=1)
+    last_success = clock.now
+    ours.heard_from(1, last_success)
+    clock.now += 61
+    assert ours.mark_down_if_silent() == [1]
+    ours.heard_from(1, last_success)  # runsync reports the same last success again
+    ours.learn([MemberInfo(1, "http://b:1")], sender=1, heard_at=last_success)  # and the members it heard then
+    assert states(ours)[1][1] == "down"
+    ours.learn([MemberInfo(1, "http://b:1")], sender=1, heard_at=clock.now)
+    assert states(ours)[1][1] == "up"

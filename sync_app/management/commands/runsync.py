@@ -95,10 +95,10 @@ class Command(LoopCommand):
         by_id = {link.status.node_id: link for link in self.links if link.status.node_id is not None}
         for info in self.advertised[1:]:
             link = by_id.get(info.node_id) or by_url.get(info.url)
-            if info.state == "left":
-                if link is not None and link.status.mode != "left":
-                    logger.info("member %d (%s) has left: no more rounds with it", info.node_id, link.http.url)
-                    link.status.mode = "left"
+            if info.state in ("left", "forgotten"):
+                if link is not None and link.status.mode != info.state:
+                    logger.info("member %d (%s) is %s: no more rounds with it", info.node_id, link.http.url, info.state)
+                    link.status.mode = info.state
                 continue
             if link is None and info.url != self.config.advertise_url:
                 logger.info("member %d (%s) is new to this node: syncing with it too", info.node_id, info.url)
