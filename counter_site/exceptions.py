@@ -21,6 +21,7 @@ from storage_app.core.errors import (
     BodyIncomplete,
     BodyTooLarge,
     CounterError,
+    NodeIdClash,
     ShuttingDown,
     SnapshotCorrupt,
     SnapshotForeign,
@@ -30,7 +31,7 @@ from storage_app.core.errors import (
 )
 from storage_app.core.wal import LogWriteFailed
 from sync_app.core.protocol import ProtocolError, UnsupportedVersion
-from sync_app.core.replication import PeerRefused
+from sync_app.core.replication import DuplicateNodeId, PeerRefused
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ STATUS_OF: dict[type[CounterError], int] = {
     BodyTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     StillRecovering: status.HTTP_503_SERVICE_UNAVAILABLE,
     ShuttingDown: status.HTTP_503_SERVICE_UNAVAILABLE,
+    NodeIdClash: status.HTTP_503_SERVICE_UNAVAILABLE,
     LogWriteFailed: status.HTTP_507_INSUFFICIENT_STORAGE,
 }
 
@@ -67,7 +69,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             logger.warning("refused a sync request: %s", exc)
         elif isinstance(exc, LogWriteFailed):
             logger.error("refused a write: %s", exc)
-        response = Response({"detail": str(exc), "code": exc.code}, status=response_status)
+        body: dict[str, Any] = {"detail": str(exc), "code": exc.code}
+        if isinstance(exc, DuplicateNodeId):
+            body["newcomer"] = "you" if exc.sender_is_newcomer else "me"
+        response = Response(body, status=response_status)
         if isinstance(exc, BodyTooLarge):
             # The unread rest of the body would otherwise be parsed as the next request.
             response["Connection"] = "close"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from storage_app.core.config import NodeConfig
-from storage_app.core.errors import ShuttingDown, SnapshotCorrupt, StillRecovering, TextNotUtf8
+from storage_app.core.errors import NodeIdClash, ShuttingDown, SnapshotCorrupt, StillRecovering, TextNotUtf8
 from storage_app.core.keywords import Keywords
 from storage_app.core.pending import PendingIncrements
 from storage_app.core.run_state import RunState, boot_id
@@ -68,6 +68,9 @@ class Node:
         # its own writes are kept as pending increments (docs/durability.md).
         self.unproven: str | None = None
         self.unproven_since: float | None = None  # Unix time
+        # Why this process takes no client writes: another live process runs with its node
+        # id and started first (None: no clash seen). Lasts until the process is restarted.
+        self.clash: str | None = None
         # The write gate: writes in flight, closed for shutdown, paused for a fold.
         self._writes = threading.Condition()
         self._writes_open = True
@@ -221,6 +224,8 @@ class Node:
                 f"Request body is not valid UTF-8 (byte {error.start}: {error.reason}); nothing was counted."
             ) from None
         self.require_ready()
+        if self.clash is not None:
+            raise NodeIdClash(f"This node takes no writes: {self.clash}. Nothing was counted; write to another node.")
         with self._writes:
             self._writes.wait_for(lambda: not self._folding)
             if not self._writes_open:
@@ -296,6 +301,12 @@ class Node:
             "counting in this node's own slot from now on, %d pending keys added to it (was: %s)", len(keys), reason
         )
         return True
+
+    def mark_clash(self, reason: str) -> None:
+        """Another live process has this node's id and started first: take no more client writes."""
+        if self.clash is None:
+            logger.error("NODE ID CLASH: %s; refusing client writes", reason)
+        self.clash = reason
 
     def pending_status(self) -> dict[str, Any]:
         """What GET /cluster shows of the pending increments."""

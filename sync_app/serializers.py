@@ -31,6 +31,10 @@ class ClusterNodeSerializer(serializers.Serializer):
     slots = serializers.IntegerField(min_value=0)
     tokenizer = serializers.CharField()
     ready = serializers.BooleanField()
+    clash = serializers.CharField(
+        allow_null=True,
+        help_text="Set when another live process runs with this node id and started first: this one takes no writes.",
+    )
     pending = PendingSerializer()
 
 
@@ -55,6 +59,7 @@ class PeerSerializer(serializers.Serializer):
     lag = serializers.IntegerField(allow_null=True, help_text="This node's changes the peer has not acknowledged.")
     rounds = serializers.IntegerField(min_value=0)
     anti_entropy_rounds = serializers.IntegerField(min_value=0)
+    clash = serializers.CharField(allow_null=True, help_text="The peer runs with this node's id and started first.")
     learned_for = serializers.CharField(
         allow_null=True, help_text="This node's incarnation when anti-entropy with the peer last completed."
     )

@@ -22,6 +22,7 @@ class SyncState:
             config.node_id, config.advertise_url, config.members_path, member_timeout=config.member_timeout
         )
         self.replica = Replica(node.store, config.node_id, config.tokenizer, membership=self.membership)
+        self.replica.on_clash = node.mark_clash
         self._lock = threading.Lock()
         self._report: dict[str, Any] = {}
         # Address of each counter-app peer that pushed its full state to this process.
@@ -47,6 +48,8 @@ class SyncState:
                 self.membership.learn(told, sender=node_id, heard_at=float(last_success))
             if node_id is not None and last_success:
                 self.membership.heard_from(int(node_id), float(last_success))
+            if peer.get("clash"):
+                self.node.mark_clash(str(peer["clash"]))
         self.membership.mark_down_if_silent()
         node = self.node
         if node.unproven is None:
@@ -70,6 +73,7 @@ class SyncState:
                 "slots": store.width,
                 "tokenizer": node.config.tokenizer,
                 "ready": node.ready,
+                "clash": node.clash,
                 "pending": node.pending_status(),
             },
             "reported_at": report.get("reported_at"),

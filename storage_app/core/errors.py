@@ -59,6 +59,12 @@ class ShuttingDown(CounterError):
         super().__init__(message or "The node is shutting down and takes no more writes; retry on another node.")
 
 
+class NodeIdClash(CounterError):
+    """Another live process runs with this node's id and started first: this one takes no client writes."""
+
+    code = "duplicate_node_id"
+
+
 class BodyTooLarge(CounterError):
     """A request body over its limit; nothing of it was used."""
 

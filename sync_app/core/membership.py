@@ -52,6 +52,7 @@ class Membership:
     ) -> None:
         self.node_id = node_id
         self.url = url
+        self.started_ms = int(clock() * 1000)  # this process's start, told to peers (newest wins a clash)
         self.path = path
         self.member_timeout = member_timeout
         self.clock = clock
@@ -72,7 +73,8 @@ class Membership:
         """What this node tells a peer: itself first, then every member it knows."""
         with self._lock:
             others = [MemberInfo(m.node_id, m.url, m.state) for m in sorted(self._members.values(), key=_id)]
-        return (MemberInfo(self.node_id, self.url, "left" if self.leaving else "up"), *others)
+        own = MemberInfo(self.node_id, self.url, "left" if self.leaving else "up", self.started_ms)
+        return (own, *others)
 
     def learn(self, infos: Iterable[MemberInfo], sender: int | None = None, heard_at: float | None = None) -> bool:
         """Take what a peer said; True if anything changed.

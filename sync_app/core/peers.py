@@ -148,6 +148,14 @@ class PeerLink:
             status.last_error = None
             return
         refused = isinstance(error, PeerHttpError) and error.status in (400, 401, 409)
+        if (
+            isinstance(error, PeerHttpError)
+            and error.code == "duplicate_node_id"
+            and error.body.get("newcomer") == "you"
+        ):
+            if status.clash is None:
+                logger.error("seed %s runs with this node's id and started first: %s", self.http.url, error.detail)
+            status.clash = error.detail
         if refused:
             status.mode = "refused"
             if message != self.last_error_logged:

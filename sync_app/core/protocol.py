@@ -38,7 +38,7 @@ _CURSOR = struct.Struct("<QQB")
 _ROWS = struct.Struct("<IHH")
 _PAGE = struct.Struct("<QIB")
 _COUNT = struct.Struct("<H")
-_MEMBER = struct.Struct("<IBBH")
+_MEMBER = struct.Struct("<IBBHQ")
 _LE_U64 = np.dtype("<u8")
 _LE_U32 = np.dtype("<u4")
 
@@ -85,6 +85,7 @@ class MemberInfo:
     node_id: int
     url: str
     state: str = "up"  # one of MEMBER_STATES
+    started_ms: int = 0  # when the member's process started (Unix ms; only the sender tells its own, else 0)
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,8 @@ def _encode_members(members: tuple[MemberInfo, ...]) -> bytes:
         url = member.url.encode("utf-8")
         if len(url) > MAX_URL_BYTES:
             raise ValueError(f"member {member.node_id}'s URL is longer than {MAX_URL_BYTES} bytes")
-        parts.append(_MEMBER.pack(member.node_id, MEMBER_STATES.index(member.state), 0, len(url)) + url)
+        state = MEMBER_STATES.index(member.state)
+        parts.append(_MEMBER.pack(member.node_id, state, 0, len(url), member.started_ms) + url)
     return b"".join(parts)
 
 
@@ -321,7 +323,7 @@ def _decode_members(payload: memoryview, max_slots: int) -> tuple[MemberInfo, ..
     for _ in range(count):
         if offset + _MEMBER.size > len(payload):
             raise ProtocolError("members section ends inside a member")
-        node_id, state, _reserved, length = _MEMBER.unpack_from(payload, offset)
+        node_id, state, _reserved, length, started_ms = _MEMBER.unpack_from(payload, offset)
         offset += _MEMBER.size
         if node_id >= max_slots or state >= len(MEMBER_STATES) or length > MAX_URL_BYTES:
             raise ProtocolError(f"member {node_id} has a bad state ({state}) or URL length ({length})")
@@ -332,7 +334,7 @@ def _decode_members(payload: memoryview, max_slots: int) -> tuple[MemberInfo, ..
         except UnicodeDecodeError:
             raise ProtocolError(f"member {node_id} has a URL that is not UTF-8") from None
         offset += length
-        members.append(MemberInfo(node_id, url, MEMBER_STATES[state]))
+        members.append(MemberInfo(node_id, url, MEMBER_STATES[state], started_ms))
     if offset != len(payload):
         raise ProtocolError("unexpected bytes after the last member")
     return tuple(members)

@@ -60,9 +60,17 @@ class PeerRefused(CounterError):
 
 
 class DuplicateNodeId(PeerRefused):
-    """Another live process uses this node's id: two writers of one slot."""
+    """Another live process uses this node's id: two writers of one slot.
+
+    ``sender_is_newcomer`` says which of the two started later (the receiver's
+    answer tells the sender, which then takes no more client writes).
+    """
 
     code = "duplicate_node_id"
+
+    def __init__(self, message: str, sender_is_newcomer: bool = True) -> None:
+        super().__init__(message)
+        self.sender_is_newcomer = sender_is_newcomer
 
 
 class OwnAddress(PeerRefused):
@@ -95,6 +103,8 @@ class Replica:
         self.journal = journal if journal is not None else ChangeJournal(store)
         # The cluster's members, exchanged in every exchange (None: this replica keeps no list).
         self.membership = membership
+        # Called when another live process with this node's id started before this one.
+        self.on_clash: Callable[[str], None] | None = None
         self.node_id = node_id
         self.tokenizer = tokenizer
         self._digest_lock = threading.Lock()
@@ -113,16 +123,25 @@ class Replica:
             tokenizer=self.tokenizer,
         )
 
-    def check_peer(self, hello: Hello) -> None:
-        """Refuse a peer that counts differently: merging its keys would mix two meanings."""
+    def check_peer(self, hello: Hello, members: tuple[MemberInfo, ...] | None = None) -> None:
+        """Refuse a peer that counts differently (merging its keys would mix two meanings), or has our id."""
         check_same_tokenizer(self.tokenizer, hello, f"peer node {hello.node_id}")
-        if hello.node_id == self.node_id and hello.incarnation == self.journal.incarnation:
+        if hello.node_id != self.node_id:
+            return
+        if hello.incarnation == self.journal.incarnation:
             raise OwnAddress(f"this is node {self.node_id} itself: its own address is among its seeds, and is skipped")
-        if hello.node_id == self.node_id:
-            raise DuplicateNodeId(
-                f"another process also runs as node {self.node_id}: every node needs its own COUNTER_NODE_ID, "
-                "or two processes count in one slot"
-            )
+        sender_started = members[0].started_ms if members and members[0].node_id == hello.node_id else 0
+        ours = self.membership.started_ms if self.membership is not None else 0
+        we_are_newcomer = 0 < sender_started < ours
+        newcomer = "this process" if we_are_newcomer else "the requesting process"
+        reason = (
+            f"two live processes run as node {self.node_id} (every node needs its own COUNTER_NODE_ID, or two "
+            f"processes count in one slot); {newcomer} started later and takes no client writes until it is "
+            "restarted with an id of its own"
+        )
+        if we_are_newcomer and self.on_clash is not None:
+            self.on_clash(reason)
+        raise DuplicateNodeId(reason, sender_is_newcomer=not we_are_newcomer)
 
     # --- operations shared by peers' requests and our own runsync -------------------------
 
@@ -168,7 +187,7 @@ class Replica:
     def handle(self, message: Message) -> Message:
         """Answer a peer's request message (checked by ``check_peer`` first)."""
         peer = message.hello
-        self.check_peer(peer)
+        self.check_peer(peer, message.members)
         if message.kind == Kind.EXCHANGE_REQUEST:
             self.merge(message.rows, origin=peer.node_id)
             members = None
@@ -246,6 +265,8 @@ class PeerStatus:
     learned_for: str | None = None
     # The members the peer told us of in its last answer: [node id, url, state], itself first.
     members: list[list[Any]] | None = None
+    # Set when the peer runs with our node id and says we started later: why we take no writes.
+    clash: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -341,7 +362,8 @@ class PeerSession:
         """Compare bucket digests; exchange the rows of the buckets that differ, both ways."""
         me = local.hello()
         our_sequence, digests = local.digests(self.bucket_bits)
-        answer = self.remote.send(Message(Kind.DIGEST_REQUEST, me, digests=digests))
+        members = self.advertised() if self.advertised is not None else None
+        answer = self.remote.send(Message(Kind.DIGEST_REQUEST, me, digests=digests, members=members))
         self.note_peer(answer.hello, me)
         if answer.bucket_ids is None or answer.cursor is None:
             raise PeerRefused("digest answer without bucket ids or cursor")

@@ -16,11 +16,12 @@ CONNECT_TIMEOUT = 2.0
 class PeerHttpError(Exception):
     """A peer answered with an error status; ``status`` and the JSON ``detail`` and ``code`` say which."""
 
-    def __init__(self, url: str, status: int, detail: str, code: str = "") -> None:
+    def __init__(self, url: str, status: int, detail: str, code: str = "", body: dict[str, Any] | None = None):
         super().__init__(f"{url} answered {status}: {detail}")
         self.status = status
         self.detail = detail
         self.code = code
+        self.body = body or {}
 
 
 def _error(url: str, response: requests.Response) -> PeerHttpError:
@@ -30,7 +31,7 @@ def _error(url: str, response: requests.Response) -> PeerHttpError:
         return PeerHttpError(url, response.status_code, response.text[:200])
     if not isinstance(body, dict):
         return PeerHttpError(url, response.status_code, str(body)[:200])
-    return PeerHttpError(url, response.status_code, str(body.get("detail", body)), str(body.get("code", "")))
+    return PeerHttpError(url, response.status_code, str(body.get("detail", body)), str(body.get("code", "")), body)
 
 
 class HttpPeer:

@@ -148,3 +148,32 @@ def test_a_dead_member_goes_down_and_is_dropped_only_by_forget(make_node: Callab
     assert 2 not in peers_of(nodes[0]), "forgetting survives a restart"
     for node in nodes[:2]:
         assert node.stop() == 0, node.log()
+
+
+def test_a_second_process_with_a_live_nodes_id_is_refused_and_takes_no_writes(
+    make_node: Callable[..., Node],
+) -> None:
+    first = make_node(0).start()
+    first.post("before the copy")
+    copy = make_node(0)  # the same COUNTER_NODE_ID, by a copy-paste error
+    copy.env["COUNTER_SEEDS"] = first.sync_url
+    copy.start(settled=False)
+    wait_until(lambda: node_field(copy, "clash"), 30, "the newcomer to notice the clash")
+    refused = requests.post(copy.public_url + "/keywords", data="written twice", timeout=10)
+    assert refused.status_code == 503 and refused.json()["code"] == "duplicate_node_id", refused.text
+    node = requests.get(copy.public_url + "/cluster", timeout=5).json()["node"]
+    assert "two live processes run as node 0" in node["clash"]
+    assert "NODE ID CLASH" in copy.log()
+    assert "runs with this node's id and started first" in copy.log()
+    # The node that was there first keeps counting, and nothing of the copy reached it.
+    assert first.post("still counting") == {"tokens": 2, "keywords": 2}
+    assert requests.get(first.public_url + "/cluster", timeout=5).json()["node"]["clash"] is None
+    assert first.counts(["written", "counting"]) == {"written": 0, "counting": 1}
+    assert "refused a sync request: two live processes run as node 0" in first.log()
+    for process in (first, copy):
+        assert process.stop() == 0, process.log()
+
+
+def node_field(node: Node, field: str) -> object:
+    """A field of the node's own status in /cluster."""
+    return requests.get(node.public_url + "/cluster", timeout=5).json()["node"][field]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from storage_app.core.store import GCounterStore
 from sync_app.core.membership import Membership
 from sync_app.core.protocol import MemberInfo
-from sync_app.core.replication import PeerSession, Replica
+from sync_app.core.replication import DuplicateNodeId, PeerSession, Replica
 from tests.sync_app.test_replication import LoopbackPeer
 
 
@@ -33,7 +35,7 @@ def test_members_are_learned_second_hand_and_updated_first_hand(tmp_path: Path) 
     assert not ours.learn([MemberInfo(2, "http://c-old:1")], sender=1), "only the member itself says where it is"
     assert ours.learn([MemberInfo(2, "http://c-new:1")], sender=2)
     assert states(ours)[2] == ("http://c-new:1", "up")
-    assert ours.advertised()[0] == MemberInfo(0, "http://a:1", "up")
+    assert ours.advertised()[0] == MemberInfo(0, "http://a:1", "up", started_ms=int(clock.now * 1000))
 
 
 def test_a_silent_member_goes_down_and_comes_back_up(tmp_path: Path) -> None:
@@ -95,3 +97,27 @@ def test_an_old_success_does_not_bring_a_down_member_back() -> None:
     assert states(ours)[1][1] == "down"
     ours.learn([MemberInfo(1, "http://b:1")], sender=1, heard_at=clock.now)
     assert states(ours)[1][1] == "up"
+
+
+def test_of_two_processes_with_one_id_the_later_is_the_newcomer_both_ways() -> None:
+    clock = Clock()
+    older = Replica(GCounterStore(), 0, "words", membership=Membership(0, "http://a:1", clock=clock))
+    clock.now += 5
+    newer = Replica(GCounterStore(), 0, "words", membership=Membership(0, "http://b:1", clock=clock))
+    clashes: list[str] = []
+    newer.on_clash = clashes.append
+    older.on_clash = lambda reason: pytest.fail(f"the older process must keep its writes: {reason}")
+    assert older.membership is not None and newer.membership is not None
+
+    from_newer = PeerSession(LoopbackPeer(older), anti_entropy_interval=3600)
+    from_newer.advertised = newer.membership.advertised
+    with pytest.raises(DuplicateNodeId) as refused:
+        from_newer.run_round(newer)
+    assert refused.value.sender_is_newcomer and clashes == []
+
+    from_older = PeerSession(LoopbackPeer(newer), anti_entropy_interval=3600)
+    from_older.advertised = older.membership.advertised
+    with pytest.raises(DuplicateNodeId) as refused:
+        from_older.run_round(older)
+    assert not refused.value.sender_is_newcomer
+    assert len(clashes) == 1 and "this process started later" in clashes[0]

@@ -157,7 +157,7 @@ def test_a_refusing_seed_waits_the_longest_backoff(clock: Clock) -> None:
     ours = Replica(GCounterStore(), 0, "words")
     link = link_to(FakeSeed(Replica(GCounterStore(), 0, "words")), clock)  # another process with our id
     assert link.run(ours, legacy_body) == "failed"
-    assert link.status.mode == "refused" and "another process also runs as node 0" in (link.status.last_error or "")
+    assert link.status.mode == "refused" and "two live processes run as node 0" in (link.status.last_error or "")
     assert link.next_attempt - clock.now == MAX_BACKOFF
 
 

@@ -137,7 +137,7 @@ def test_a_peer_with_another_tokenizer_is_refused() -> None:
     with pytest.raises(PeerRefused, match="COUNTER_TOKENIZER=words"):
         PeerSession(LoopbackPeer(b), 3600).run_round(a)
     same_id = Replica(GCounterStore(), 0, "words")
-    with pytest.raises(DuplicateNodeId, match="another process also runs as node 0"):
+    with pytest.raises(DuplicateNodeId, match="two live processes run as node 0"):
         PeerSession(LoopbackPeer(same_id), 3600).run_round(a)
 
 
