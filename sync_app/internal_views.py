@@ -138,5 +138,5 @@ class PeerReportView(InternalView):
         # shows it has learned its slot from every seed.
         sync = current_sync()
         folded = sync.take_report(dict(request.data))
-        members = [[member.node_id, member.url, member.state] for member in sync.membership.advertised()]
+        members = [member.as_list() for member in sync.membership.advertised()]
         return Response({"stored": True, "folded": folded, "members": members})

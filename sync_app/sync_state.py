@@ -19,7 +19,11 @@ class SyncState:
         self.node = node
         config = node.config
         self.membership = Membership(
-            config.node_id, config.advertise_url, config.members_path, member_timeout=config.member_timeout
+            config.node_id,
+            config.advertise_url,
+            config.members_path,
+            member_timeout=config.member_timeout,
+            reuses_id=config.reuse_id,
         )
         self.replica = Replica(node.store, config.node_id, config.tokenizer, membership=self.membership)
         self.replica.on_clash = node.mark_clash
@@ -44,7 +48,7 @@ class SyncState:
             if members and last_success:
                 # The members the peer told of in its answer at its last successful round (a report
                 # repeats them until the next one, so they are news only as of then).
-                told = (MemberInfo(int(item[0]), str(item[1]), str(item[2])) for item in members)
+                told = (MemberInfo.from_list(item) for item in members)
                 self.membership.learn(told, sender=node_id, heard_at=float(last_success))
             if node_id is not None and last_success:
                 self.membership.heard_from(int(node_id), float(last_success))

@@ -52,6 +52,7 @@ class NodeConfig:
     max_slots: int
     advertise_url: str
     member_timeout: float
+    reuse_id: bool
 
     @property
     def snapshot_path(self) -> Path:
@@ -250,4 +251,5 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         max_slots=max_slots,
         advertise_url=env_advertise_url(environ, host, sync_port),
         member_timeout=env_seconds(environ, "COUNTER_MEMBER_TIMEOUT", 60.0),
+        reuse_id=env_bool(environ, "COUNTER_REUSE_ID", False),
     )

@@ -49,10 +49,12 @@ class Membership:
         path: Path | None = None,
         member_timeout: float = DEFAULT_MEMBER_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        reuses_id: bool = False,
     ) -> None:
         self.node_id = node_id
         self.url = url
         self.started_ms = int(clock() * 1000)  # this process's start, told to peers (newest wins a clash)
+        self.reuses_id = reuses_id  # this process takes over the id of a decommissioned node
         self.path = path
         self.member_timeout = member_timeout
         self.clock = clock
@@ -73,7 +75,7 @@ class Membership:
         """What this node tells a peer: itself first, then every member it knows."""
         with self._lock:
             others = [MemberInfo(m.node_id, m.url, m.state) for m in sorted(self._members.values(), key=_id)]
-        own = MemberInfo(self.node_id, self.url, "left" if self.leaving else "up", self.started_ms)
+        own = MemberInfo(self.node_id, self.url, "left" if self.leaving else "up", self.started_ms, self.reuses_id)
         return (own, *others)
 
     def learn(self, infos: Iterable[MemberInfo], sender: int | None = None, heard_at: float | None = None) -> bool:
@@ -97,6 +99,12 @@ class Membership:
                     self._members[info.node_id] = Member(info.node_id, info.url, state, heard_at if first_hand else now)
                     if state == "up":
                         logger.info("member %d (%s) joins the cluster as this node knows it", info.node_id, info.url)
+                    changed = True
+                    continue
+                if known.state == "left" and first_hand and info.reuses and info.state == "up":
+                    # An operator gave the decommissioned id to a new node (runnode --reuse-id).
+                    logger.info("node id %d, decommissioned, is reused by %s", info.node_id, info.url)
+                    known.state, known.url, known.last_seen = "up", info.url, heard_at
                     changed = True
                     continue
                 if known.state in _FINAL and not (known.state == "left" and info.state == "forgotten"):

@@ -17,6 +17,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -80,12 +81,30 @@ MAX_URL_BYTES = 1024
 
 @dataclass(frozen=True)
 class MemberInfo:
-    """A cluster member as a node tells its peers about it: id, advertised sync URL, state."""
+    """A cluster member as a node tells its peers about it: id, advertised sync URL, state.
+
+    In JSON (runsync's reports, the node's answers) it is the list ``as_list`` gives.
+    """
 
     node_id: int
     url: str
     state: str = "up"  # one of MEMBER_STATES
     started_ms: int = 0  # when the member's process started (Unix ms; only the sender tells its own, else 0)
+    reuses: bool = False  # the sender takes over the id of a decommissioned node (``runnode --reuse-id``)
+
+    def as_list(self) -> list[object]:
+        return [self.node_id, self.url, self.state, self.started_ms, self.reuses]
+
+    @classmethod
+    def from_list(cls, item: list[Any]) -> MemberInfo:
+        """The inverse of ``as_list``; ``ValueError`` if ``item`` is not one."""
+        try:
+            node_id, url, state, started_ms, reuses = item
+            if state not in MEMBER_STATES:
+                raise ValueError(f"unknown member state {state!r}")
+            return cls(int(node_id), str(url), str(state), int(started_ms), bool(reuses))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"not a member: {item!r} ({error})") from None
 
 
 @dataclass(frozen=True)
@@ -310,7 +329,7 @@ def _encode_members(members: tuple[MemberInfo, ...]) -> bytes:
         if len(url) > MAX_URL_BYTES:
             raise ValueError(f"member {member.node_id}'s URL is longer than {MAX_URL_BYTES} bytes")
         state = MEMBER_STATES.index(member.state)
-        parts.append(_MEMBER.pack(member.node_id, state, 0, len(url), member.started_ms) + url)
+        parts.append(_MEMBER.pack(member.node_id, state, int(member.reuses), len(url), member.started_ms) + url)
     return b"".join(parts)
 
 
@@ -323,7 +342,7 @@ def _decode_members(payload: memoryview, max_slots: int) -> tuple[MemberInfo, ..
     for _ in range(count):
         if offset + _MEMBER.size > len(payload):
             raise ProtocolError("members section ends inside a member")
-        node_id, state, _reserved, length, started_ms = _MEMBER.unpack_from(payload, offset)
+        node_id, state, flags, length, started_ms = _MEMBER.unpack_from(payload, offset)
         offset += _MEMBER.size
         if node_id >= max_slots or state >= len(MEMBER_STATES) or length > MAX_URL_BYTES:
             raise ProtocolError(f"member {node_id} has a bad state ({state}) or URL length ({length})")
@@ -334,7 +353,7 @@ def _decode_members(payload: memoryview, max_slots: int) -> tuple[MemberInfo, ..
         except UnicodeDecodeError:
             raise ProtocolError(f"member {node_id} has a URL that is not UTF-8") from None
         offset += length
-        members.append(MemberInfo(node_id, url, MEMBER_STATES[state], started_ms))
+        members.append(MemberInfo(node_id, url, MEMBER_STATES[state], started_ms, bool(flags & 1)))
     if offset != len(payload):
         raise ProtocolError("unexpected bytes after the last member")
     return tuple(members)

@@ -73,6 +73,12 @@ class DuplicateNodeId(PeerRefused):
         self.sender_is_newcomer = sender_is_newcomer
 
 
+class NodeIdRetired(PeerRefused):
+    """A new process with the id of a decommissioned node, without the operator's word."""
+
+    code = "node_id_left"
+
+
 class OwnAddress(PeerRefused):
     """The request came from this very process: its own address is among its seeds."""
 
@@ -127,6 +133,13 @@ class Replica:
         """Refuse a peer that counts differently (merging its keys would mix two meanings), or has our id."""
         check_same_tokenizer(self.tokenizer, hello, f"peer node {hello.node_id}")
         if hello.node_id != self.node_id:
+            own = members[0] if members and members[0].node_id == hello.node_id else None
+            retired = self.membership is not None and self.membership.state_of(hello.node_id) == "left"
+            if retired and own is not None and own.state != "left" and not own.reuses:
+                raise NodeIdRetired(
+                    f"node {hello.node_id} was decommissioned: its id is not reused by accident; to give it to "
+                    "this new node, start it with `manage.py runnode --reuse-id`"
+                )
             return
         if hello.incarnation == self.journal.incarnation:
             raise OwnAddress(f"this is node {self.node_id} itself: its own address is among its seeds, and is skipped")
@@ -329,7 +342,7 @@ class PeerSession:
         answer = self.remote.send(Message(Kind.EXCHANGE_REQUEST, me, cursor=pull, rows=ours, members=members))
         self.note_peer(answer.hello, me)
         if answer.members is not None:
-            self.status.members = [[member.node_id, member.url, member.state] for member in answer.members]
+            self.status.members = [member.as_list() for member in answer.members]
         self.status.keys_sent += len(ours.keys)
         if ours_cursor is not None:
             self.push_cursor = ours_cursor

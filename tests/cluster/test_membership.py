@@ -123,7 +123,22 @@ def test_a_decommissioned_node_leaves_under_writes_and_its_counts_stay(make_node
     acknowledged = {writer.name: writer.finish() for writer in writers}
     expected = {"leaving": 25, "words": 25, "common": sum(acknowledged.values()), **acknowledged}
     wait_until(lambda: all(node.counts(list(expected)) == expected for node in nodes[:2]), 30, f"totals {expected}")
-    for node in nodes[:2]:
+
+    # Its id is not reused by accident: a new node with id 2 is refused, until the operator says so.
+    successor = make_node(2, env={"COUNTER_SEEDS": nodes[0].sync_url})
+    successor.start(settled=False)
+    wait_until(lambda: "node 2 was decommissioned" in successor.log(), 30, "the new node 2 to be refused")
+    assert peers_of(nodes[0])[2]["state"] == "left"
+    assert successor.stop() == 0
+    successor.env["COUNTER_REUSE_ID"] = "true"  # what `runnode --reuse-id` sets
+    successor.start()  # learns slot 2 from its seed, then counts on in it
+    wait_until(partial(peer_is, nodes[0], 2, "state", "up"), 30, "node 0 to take node 2 back")
+    successor.post("leaving")
+    expected["leaving"] += 1
+    wait_until(
+        lambda: all(node.counts(list(expected)) == expected for node in nodes[:2]), 30, "the reused slot counted"
+    )
+    for node in [*nodes[:2], successor]:
         assert node.stop() == 0, node.log()
 
 

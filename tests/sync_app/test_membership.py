@@ -81,7 +81,13 @@ def test_two_replicas_tell_each_other_their_members_in_an_exchange() -> None:
     session.advertised = a.membership.advertised
     session.run_round(a)
     assert states(b.membership) == {0: ("http://a:1", "up"), 2: ("http://c:1", "up")}
-    assert session.status.members == [[1, "http://b:1", "up"], [0, "http://a:1", "up"], [2, "http://c:1", "up"]]
+    told = [MemberInfo.from_list(item) for item in session.status.members or []]
+    assert [(info.node_id, info.url, info.state) for info in told] == [
+        (1, "http://b:1", "up"),
+        (0, "http://a:1", "up"),
+        (2, "http://c:1", "up"),
+    ]
+    assert told[0].started_ms == b.membership.started_ms > 0 and told[1].started_ms == 0
 
 
 def test_an_old_success_does_not_bring_a_down_member_back() -> None:

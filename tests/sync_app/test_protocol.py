@@ -41,7 +41,9 @@ members = st.builds(
     MemberInfo,
     node_id=st.integers(0, MAX_SLOTS - 1),
     url=st.text(max_size=60),
-    state=st.sampled_from(["up", "down", "left"]),
+    state=st.sampled_from(["up", "down", "left", "forgotten"]),
+    started_ms=U64,
+    reuses=st.booleans(),
 )
 pages = st.builds(Page, start_key=U64, max_rows=st.integers(0, (1 << 32) - 1), done=st.booleans())
 

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from argparse import ArgumentParser
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,13 @@ class Command(BaseCommand):
     help = "Run one Counter node: gunicorn (public and sync ports), runsync and dumpstate."
     requires_system_checks: list[str] = []
 
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument(
+            "--reuse-id",
+            action="store_true",
+            help="Take over the node id of a decommissioned node (same as COUNTER_REUSE_ID=true).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         config: NodeConfig = settings.COUNTER
         self.config = config
@@ -108,6 +116,7 @@ class Command(BaseCommand):
             **os.environ,
             "COUNTER_INTERNAL_TOKEN": token,
             "PYTHONUNBUFFERED": "1",
+            **({"COUNTER_REUSE_ID": "true"} if options["reuse_id"] else {}),
             # Children run in the caller's directory (relative COUNTER_DATA_DIR) but import the project.
             "PYTHONPATH": python_path,
         }

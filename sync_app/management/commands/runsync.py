@@ -84,7 +84,7 @@ class Command(LoopCommand):
         """Sync with every member the node knows of, and no more with those that left."""
         if not members:
             return
-        self.advertised = tuple(MemberInfo(int(node_id), str(url), str(state)) for node_id, url, state in members)
+        self.advertised = tuple(MemberInfo.from_list(item) for item in members)
         if self.advertised[0].state == "left" and self.leaving_since is None:
             # Every round from now on tells the peers this node leaves.
             self.leaving_since = time.time()
