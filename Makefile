@@ -7,9 +7,8 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: run test bench lint unit system-deps clean
 
-$(INSTALLED): requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+$(INSTALLED): requirements.txt requirements-node.txt deploy/install-node.sh
+	bash deploy/install-node.sh $(VENV) requirements.txt
 	touch $(INSTALLED)
 
 ## make run: a local three-node cluster (ports 3000/3001, 4000/4001, 5000/5001); Ctrl-C stops it.
