@@ -60,15 +60,18 @@ class Node:
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
+        # Where the test reaches the node, and what runs it (a network namespace's `ip netns exec ...`).
+        self.address = "127.0.0.1"
+        self.command_prefix: list[str] = []
         self.starts = 0
 
     @property
     def public_url(self) -> str:
-        return f"http://127.0.0.1:{self.public_port}"
+        return f"http://{self.address}:{self.public_port}"
 
     @property
     def sync_url(self) -> str:
-        return f"http://127.0.0.1:{self.sync_port}"
+        return f"http://{self.address}:{self.sync_port}"
 
     @property
     def log_path(self) -> Path:
@@ -82,7 +85,7 @@ class Node:
         with open(self.log_path, "ab") as log:
             log.write(f"--- start {self.starts} ---\n".encode())
             self.process = subprocess.Popen(
-                [sys.executable, str(PROJECT_DIR / "manage.py"), "runnode"],
+                [*self.command_prefix, sys.executable, str(PROJECT_DIR / "manage.py"), "runnode"],
                 cwd=self.workdir,
                 env=environment,
                 stdout=log,

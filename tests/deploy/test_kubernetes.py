@@ -22,6 +22,11 @@ KUBERNETES_VERSION = "1.32"
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
+    return rendered_manifests()
+
+
+def rendered_manifests() -> list[dict[str, Any]]:
+    """``kubectl kustomize deploy/kubernetes``, parsed (the test skips where kubectl is missing)."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed (it is not a Debian package): the manifests cannot be rendered here")
