@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("membership")]
 
 
 class Writer(threading.Thread):
-    """Posts "common <name>" to one node until stopped; counts acknowledged posts."""
+    """Posts "common <name>" to one node about 20 times a second until stopped; counts acknowledged posts."""
 
     def __init__(self, node: Node, name: str) -> None:
         super().__init__(daemon=True)
@@ -30,7 +30,7 @@ class Writer(threading.Thread):
                 response = session.post(self.node.public_url + "/keywords", data=f"common {self.name}", timeout=10)
                 assert response.status_code == 200, response.text
                 self.acknowledged += 1
-                time.sleep(0.01)
+                time.sleep(0.05)  # about 20 writes a second per writer: load, and room for the nodes to work
 
     def finish(self) -> int:
         self.stop_event.set()
@@ -64,8 +64,15 @@ def test_a_fourth_node_joins_through_one_seed_under_writes(make_node: Callable[.
     wait_until(lambda: all(writer.acknowledged >= 20 for writer in writers), 30, "writes before the join")
     newcomer = make_node(3)
     newcomer.env["COUNTER_SEEDS"] = nodes[0].sync_url  # one live member, nothing else
+    acknowledged_before = sum(writer.acknowledged for writer in writers)
     started = time.monotonic()
     newcomer.start(wait=False)
+    newcomer.wait_ready()
+    ready = time.monotonic() - started
+    wait_until(
+        lambda: newcomer.counts(["common"])["common"] >= acknowledged_before, 60, "node 3 to hold the earlier writes"
+    )
+    caught_up = time.monotonic() - started
     everyone = [*nodes, newcomer]
 
     def every_node_sees_the_others_up() -> bool:
@@ -85,7 +92,12 @@ def test_a_fourth_node_joins_through_one_seed_under_writes(make_node: Callable[.
     wait_until(lambda: newcomer.counts(list(expected)) == expected, 60, f"node 3 to count {expected}")
     joined = time.monotonic() - started
     wait_until(lambda: all(node.counts(list(expected)) == expected for node in everyone), 60, "exact totals")
-    print(f"join: node 3 started with one seed; every count exact on it {joined:.2f} s later; totals {expected}")
+    print(
+        f"join: node 3 started with one seed served after {ready:.2f} s and "
+        f"held all {acknowledged_before} writes acknowledged before its start "
+        f"{caught_up:.2f} s later; every count exact on it {joined:.2f} s after its start "
+        f"(the writers ran until every node listed every other as up); totals {expected}"
+    )
     assert newcomer.post("from the newcomer") == {"tokens": 3, "keywords": 3}
     wait_until(lambda: all(node.counts(["newcomer"]) == {"newcomer": 1} for node in everyone), 30, "its own write")
 
