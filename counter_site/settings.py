@@ -26,11 +26,35 @@ except ConfigError as error:
 # Set by wsgi.py: only the serving process loads the snapshot into its store.
 COUNTER_SERVING = os.environ.get("COUNTER_SERVING") == "1"
 
-# Nothing is signed or stored in sessions; a per-process key is enough.
-SECRET_KEY = os.environ.get("COUNTER_SECRET_KEY") or secrets.token_urlsafe(50)
-DEBUG = False
-# Nodes are addressed by whatever name or address their peers and users use.
-ALLOWED_HOSTS = ["*"]
+
+def _secret_key() -> str:
+    """COUNTER_SECRET_KEY, else the key kept in COUNTER_DATA_DIR (made once, mode 0600).
+
+    Nothing is signed or stored in sessions today, but a key that changes at every
+    start would break whatever comes to rely on it. Where the data directory cannot
+    be written (a read-only check), a per-process key serves.
+    """
+    if key := os.environ.get("COUNTER_SECRET_KEY", "").strip():
+        return key
+    path = COUNTER.data_dir / "secret-key"
+    try:
+        COUNTER.data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    except OSError:
+        return secrets.token_urlsafe(50)
+    key = secrets.token_urlsafe(50)
+    with os.fdopen(descriptor, "w") as handle:  # several processes of a node start at once: one wins O_EXCL
+        handle.write(key + "\n")
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = COUNTER.debug
+# Nodes are addressed by whatever name or address their peers and users use; an
+# operator who knows them all can list them (COUNTER_ALLOWED_HOSTS=a.example,b.example).
+ALLOWED_HOSTS = list(COUNTER.allowed_hosts)
 
 INSTALLED_APPS = [
     "django.contrib.staticfiles",
@@ -42,6 +66,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Headers for the pages (browsable API, Swagger UI): nosniff, referrer and opener policy, no framing.
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "counter_site.middleware.CollectAfterLargeBodies",
     "counter_site.middleware.PortRoutingMiddleware",
     "counter_site.middleware.PublicStaticFilesMiddleware",
@@ -121,3 +148,12 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS = [
+    # No cookies, sessions or logins: nothing a forged cross-site request could ride on.
+    "security.W003",
+    # Nodes speak plain HTTP; TLS, its redirect and HSTS belong to whatever terminates TLS in front of them.
+    "security.W004",
+    "security.W008",
+]

@@ -53,6 +53,8 @@ class NodeConfig:
     advertise_url: str
     member_timeout: float
     reuse_id: bool
+    debug: bool
+    allowed_hosts: tuple[str, ...]
 
     @property
     def snapshot_path(self) -> Path:
@@ -252,4 +254,9 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         advertise_url=env_advertise_url(environ, host, sync_port),
         member_timeout=env_seconds(environ, "COUNTER_MEMBER_TIMEOUT", 60.0),
         reuse_id=env_bool(environ, "COUNTER_REUSE_ID", False),
+        debug=env_bool(environ, "COUNTER_DEBUG", False),
+        allowed_hosts=tuple(
+            host.strip() for host in environ.get("COUNTER_ALLOWED_HOSTS", "*").split(",") if host.strip()
+        )
+        or ("*",),
     )

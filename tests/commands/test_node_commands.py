@@ -225,3 +225,27 @@ def test_a_damaged_log_record_stops_the_start_naming_file_and_offset(make_node: 
     result = manage("runnode", env=node.env, cwd=node.workdir, timeout=120)
     assert result.returncode != 0
     assert f"{segment.name}: record checksum mismatch at offset 16" in result.stderr
+
+
+def test_production_settings_pass_djangos_deploy_checks_and_keep_one_secret_key(tmp_path: Path) -> None:
+    env = {"COUNTER_DATA_DIR": str(tmp_path / "data")}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    key_file = tmp_path / "data" / "secret-key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = key_file.read_text().strip()
+    assert len(key) >= 50
+    show = "from django.conf import settings; print(settings.SECRET_KEY, settings.DEBUG, settings.ALLOWED_HOSTS)"
+    again = manage("shell", "--no-imports", "-c", show, env=env, cwd=tmp_path)
+    assert again.stdout.split()[0] == key, "the key made once is kept"
+    given = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        show,
+        env={**env, "COUNTER_SECRET_KEY": "k" * 60, "COUNTER_DEBUG": "true", "COUNTER_ALLOWED_HOSTS": "a.example, b"},
+        cwd=tmp_path,
+    )
+    assert given.stdout.strip() == f"{'k' * 60} True ['a.example', 'b']"
+    debug = manage("check", "--deploy", "--fail-level", "WARNING", env={**env, "COUNTER_DEBUG": "true"}, cwd=tmp_path)
+    assert debug.returncode != 0 and "DEBUG" in debug.stderr, "the deploy check catches a node left in debug mode"
