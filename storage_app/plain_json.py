@@ -19,6 +19,8 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
+from storage_app.public_auth import reads_need_a_token
+
 _PLAIN_JSON_ACCEPT = frozenset({None, "*/*", "application/json"})
 
 
@@ -75,7 +77,8 @@ class PlainJSONReads:
         raise NotImplementedError
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        if wants_plain_json(request):
+        # A read token is checked on DRF's path (the view's permission classes).
+        if wants_plain_json(request) and not reads_need_a_token():
             try:
                 data = self.read(request, *args, **kwargs)
             except Exception:  # noqa: BLE001 - reads change nothing: DRF's path reads again and renders the error

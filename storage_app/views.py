@@ -13,6 +13,7 @@ from storage_app.http import read_body
 from storage_app.node import current_node
 from storage_app.parsers import PlainTextParser
 from storage_app.plain_json import PlainJSONReads, query_values
+from storage_app.public_auth import HasPublicToken
 from storage_app.serializers import ErrorSerializer, IndexResultSerializer, OccurrenceSerializer
 
 
@@ -23,6 +24,7 @@ def _occurrences(pairs: list[tuple[str, int]]) -> list[dict[str, object]]:
 class KeywordsView(PlainJSONReads, APIView):
     """Count the keywords of a text (POST) or read the counts of keywords (GET)."""
 
+    permission_classes = [HasPublicToken]
     parser_classes = [PlainTextParser]
 
     @extend_schema(
@@ -79,6 +81,8 @@ class KeywordsView(PlainJSONReads, APIView):
 
 class KeywordDetailView(PlainJSONReads, APIView):
     """The count of one keyword."""
+
+    permission_classes = [HasPublicToken]
 
     @extend_schema(
         operation_id="keyword_read",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from django.conf import settings
@@ -10,6 +9,8 @@ from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+
+from storage_app.public_auth import bearer_matches
 
 
 class SyncUnauthorized(APIException):
@@ -28,10 +29,6 @@ class HasSyncToken(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         expected: str = settings.COUNTER.sync_token
-        if not expected:
-            return True
-        presented = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, token = presented.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), expected.encode()):
+        if expected and not bearer_matches(request, expected):
             raise SyncUnauthorized
         return True

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from storage_app.http import read_body
+from storage_app.public_auth import HasPublicToken
 from storage_app.serializers import ErrorSerializer
 from sync_app.auth import HasSyncToken
 from sync_app.core.legacy_protocol import decode_legacy_sync
@@ -80,6 +81,8 @@ class NativeSyncView(SyncView):
 
 class ClusterView(APIView):
     """This node and each of its peers as runsync last saw them."""
+
+    permission_classes = [HasPublicToken]
 
     @extend_schema(
         operation_id="cluster_status",

@@ -55,6 +55,8 @@ class NodeConfig:
     reuse_id: bool
     debug: bool
     allowed_hosts: tuple[str, ...]
+    public_token: str
+    public_read_token: str
 
     @property
     def snapshot_path(self) -> Path:
@@ -255,6 +257,8 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         member_timeout=env_seconds(environ, "COUNTER_MEMBER_TIMEOUT", 60.0),
         reuse_id=env_bool(environ, "COUNTER_REUSE_ID", False),
         debug=env_bool(environ, "COUNTER_DEBUG", False),
+        public_token=env_secret(environ, "COUNTER_PUBLIC_TOKEN"),
+        public_read_token=env_secret(environ, "COUNTER_PUBLIC_READ_TOKEN"),
         allowed_hosts=tuple(
             host.strip() for host in environ.get("COUNTER_ALLOWED_HOSTS", "*").split(",") if host.strip()
         )

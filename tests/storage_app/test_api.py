@@ -155,3 +155,27 @@ def test_swagger_ui_is_served_without_a_cdn(public_client: PortClient) -> None:
 @pytest.mark.parametrize("path", ["/healthz", "/"])
 def test_health_and_root(public_client: PortClient, path: str) -> None:
     assert public_client.get(path).status_code == 200
+
+
+def test_a_write_token_guards_posts_and_leaves_reads_open(public_client: PortClient) -> None:
+    restart_node(public_token="w-token")
+    refused = post_text(public_client, "guarded")
+    assert refused.status_code == 401 and refused.json()["code"] == "public_token_required"
+    assert "COUNTER_PUBLIC_TOKEN" in refused.json()["detail"]
+    assert post_text(public_client, "guarded", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert post_text(public_client, "guarded", HTTP_AUTHORIZATION="Bearer w-token").status_code == 200
+    assert counts(public_client, "guarded") == [1]
+    assert public_client.get("/cluster").status_code == 200
+
+
+def test_a_read_token_guards_every_read_on_both_paths(public_client: PortClient) -> None:
+    restart_node(public_read_token="r-token")
+    assert post_text(public_client, "seen").status_code == 200, "writes stay open without a write token"
+    for path in ("/keywords?keywords=seen", "/keywords/seen", "/cluster"):
+        for accept in ({}, {"HTTP_ACCEPT": "text/html"}):  # the plain JSON shortcut and DRF's own path
+            refused = public_client.get(path, **accept)
+            assert refused.status_code == 401, (path, accept, refused.content[:200])
+    assert public_client.get("/keywords?keywords=seen").json()["code"] == "public_token_required"
+    allowed = public_client.get("/keywords?keywords=seen", HTTP_AUTHORIZATION="Bearer r-token")
+    assert allowed.json() == [{"key": "seen", "count": 1}]
+    assert public_client.get("/readyz").status_code == 200, "probes stay open"
