@@ -213,10 +213,14 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def crash(node: Node) -> None:
-    """SIGKILL the node's supervisor and every process under it at once: no shutdown step runs."""
+def crash(node: Node, victims: list[int] | None = None) -> None:
+    """SIGKILL the node's supervisor and every process under it at once: no shutdown step runs.
+
+    ``victims``: those processes, listed beforehand (finding them takes a scan of /proc).
+    """
     assert node.process is not None
-    victims = [node.process.pid, *descendants(node.process.pid)]
+    if victims is None:
+        victims = [node.process.pid, *descendants(node.process.pid)]
     for pid in victims:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.cluster.nodes import Node, crash, wait_until
+from tests.cluster.nodes import Node, crash, descendants, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("durability")]
 
@@ -62,17 +62,22 @@ def test_kill_9_during_writes_and_snapshots_loses_no_acknowledged_increment(
     sent = [0] * CLIENTS
     acknowledged = [0] * CLIENTS
     kills_during_snapshot = 0
-    for kill in range(6):
+    kill = 0
+    # Six kills at random moments, and more (at most ten) until one has landed in a snapshot write.
+    while kill < 6 or (kills_during_snapshot == 0 and kill < 16):
         clients = [Client(node, index) for index in range(CLIENTS)]
         for client in clients:
             client.start()
-        if kill == 5:
-            # At least one kill lands in a snapshot write: wait for its temporary file.
+        assert node.process is not None
+        victims = [node.process.pid, *descendants(node.process.pid)]
+        if kill >= 5:
+            # Aim at a snapshot write: wait for its temporary file.
             wait_until(lambda: snapshot_write_in_progress(data_dir), 30, "a snapshot write", interval=0.0005)
         else:
             time.sleep(rng.uniform(0.2, 1.5))
+        crash(node, victims)
+        # The write was cut off exactly when its temporary file outlives the kill (recovery removes it).
         during_snapshot = snapshot_write_in_progress(data_dir)
-        crash(node)
         kills_during_snapshot += during_snapshot
         for client in clients:
             client.stop_event.set()
@@ -91,6 +96,7 @@ def test_kill_9_during_writes_and_snapshots_loses_no_acknowledged_increment(
         assert sum(acknowledged) <= found["shared"] <= sum(sent)
         assert sum(sent) - sum(acknowledged) <= CLIENTS * (kill + 1), "at most one request in flight per client"
         assert found["filler7"] == 1
+        kill += 1
     assert kills_during_snapshot >= 1
     assert sum(acknowledged) > 100, "the clients were too slow to make the test meaningful"
     assert node.stop() == 0
