@@ -104,9 +104,15 @@ class Node:
         pending: dict[str, Any] = response.json()["node"]["pending"]
         return pending
 
-    def wait_settled(self, timeout: float = 30.0) -> None:
-        """Wait until the node counts in its own slot (a new or wiped node first learns it from every seed)."""
-        wait_until(lambda: self.pending()["reason"] is None, timeout, f"node {self.node_id} to learn its slot")
+    def wait_settled(self, timeout: float = 60.0) -> None:
+        """Wait until the node counts in its own slot (a new or wiped node first learns it from every seed).
+
+        On a loaded machine a seed may start late, and a node retries it with backoff.
+        """
+        try:
+            wait_until(lambda: self.pending()["reason"] is None, timeout, f"node {self.node_id} to learn its slot")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{self.log()[-4000:]}") from None
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         def serving() -> bool:
