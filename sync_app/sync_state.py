@@ -95,7 +95,7 @@ class SyncState:
                 node_id is not None and self.membership.state_of(int(node_id)) == "forgotten"
             ):
                 continue
-            member = members.pop(peer.get("node_id"), None)  # type: ignore[arg-type]
+            member = members.pop(int(node_id), None) if node_id is not None else None
             if member is not None:
                 state = member.state
             else:

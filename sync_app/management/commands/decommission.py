@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from argparse import ArgumentParser
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -80,7 +81,7 @@ class Command(BaseCommand):
         self.stop_node(config.pid_path)
         self.stdout.write(f"node {config.node_id} has left the cluster and stopped")
 
-    def stop_node(self, pid_path: Any) -> None:
+    def stop_node(self, pid_path: Path) -> None:
         try:
             pid = int(pid_path.read_text())
         except (OSError, ValueError):
