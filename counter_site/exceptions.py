@@ -21,6 +21,8 @@ from storage_app.core.errors import (
     BodyIncomplete,
     BodyTooLarge,
     CounterError,
+    KeywordTooLong,
+    LookupTooLarge,
     NodeIdClash,
     ShuttingDown,
     SnapshotCorrupt,
@@ -38,6 +40,8 @@ logger = logging.getLogger(__name__)
 # Each error's status; a subclass takes its nearest listed ancestor's. Unlisted: 500.
 STATUS_OF: dict[type[CounterError], int] = {
     TextNotUtf8: status.HTTP_400_BAD_REQUEST,
+    LookupTooLarge: status.HTTP_400_BAD_REQUEST,
+    KeywordTooLong: status.HTTP_400_BAD_REQUEST,
     BodyIncomplete: status.HTTP_400_BAD_REQUEST,
     BadSyncPayload: status.HTTP_400_BAD_REQUEST,
     TooManySlots: status.HTTP_400_BAD_REQUEST,
@@ -73,9 +77,6 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         if isinstance(exc, DuplicateNodeId):
             body["newcomer"] = "you" if exc.sender_is_newcomer else "me"
         response = Response(body, status=response_status)
-        if isinstance(exc, BodyTooLarge):
-            # The unread rest of the body would otherwise be parsed as the next request.
-            response["Connection"] = "close"
         return response
     response = exception_handler(exc, context)
     if response is not None and isinstance(exc, APIException) and isinstance(response.data, dict):

@@ -2,11 +2,13 @@
 
 One worker process with threads: the G-Counter store lives in the worker's
 memory, so a second worker would be a second, diverging store. Threads serve
-requests concurrently; the store's lock keeps them consistent.
+requests concurrently; the store's lock keeps them consistent. The worker
+class reads requests without a thread until they have fully arrived.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -17,9 +19,12 @@ _host = f"[{_config.host}]" if ":" in _config.host else _config.host
 
 bind = [f"{_host}:{_config.public_port}", f"{_host}:{_config.sync_port}"]
 workers = 1
-worker_class = "gthread"
+# gthread that hands a thread only whole requests (slow clients wait in its
+# main loop, not in a thread): see counter_site/worker.py.
+worker_class = "counter_site.worker.RequestBufferingWorker"
 threads = _config.threads
-keepalive = 5
+# gunicorn wants whole seconds; the worker applies COUNTER_KEEPALIVE_TIMEOUT itself.
+keepalive = max(1, math.ceil(_config.keepalive_timeout))
 timeout = 60
 graceful_timeout = 15
 # Room for GET /keywords with a hundred keywords or more in the query string.

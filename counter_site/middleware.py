@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import gc
+import math
+import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from storage_app.core.rate_limit import RateLimiter
 from storage_app.http import declared_length, is_chunked
 
-BODY_READ_TIMEOUT = 30.0
 LARGE_BODY_BYTES = 1 << 20
-
-
-def _has_body(request: HttpRequest) -> bool:
-    meta = request.META
-    return meta.get("CONTENT_LENGTH") not in (None, "", "0") or "HTTP_TRANSFER_ENCODING" in meta
 
 
 class PortRoutingMiddleware:
@@ -35,12 +32,6 @@ class PortRoutingMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.META.get("SERVER_PORT") == self.sync_port:
             request.urlconf = settings.SYNC_URLCONF
-        connection = request.META.get("gunicorn.socket")
-        if connection is not None and _has_body(request):
-            # gunicorn's threads block on a body that stops arriving; a few slow
-            # clients could otherwise hold every thread of the node. (Only then:
-            # a socket with a timeout polls before every send, which costs reads.)
-            connection.settimeout(BODY_READ_TIMEOUT)
         return self.get_response(request)
 
 
@@ -72,3 +63,45 @@ class CollectAfterLargeBodies:
         if declared_length(request.META) >= LARGE_BODY_BYTES or is_chunked(request.META):
             gc.collect()
         return response
+
+
+class RateLimitMiddleware:
+    """COUNTER_RATE_LIMIT requests per second per client address on the public port (off when 0).
+
+    Answers 429 with Retry-After past it. The address is the TCP peer's: behind
+    a proxy every client shares the proxy's bucket, so limit at the proxy instead.
+    Health and readiness probes are never limited.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        config = settings.COUNTER
+        self.limiter = RateLimiter(config.rate_limit, config.rate_burst) if config.rate_limit > 0 else None
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            self.limiter is None
+            or getattr(request, "urlconf", None) == settings.SYNC_URLCONF
+            or request.path in _PROBES
+        ):
+            return self.get_response(request)
+        wait = self.limiter.wait_for(request.META.get("REMOTE_ADDR", ""), time.monotonic())
+        if wait <= 0:
+            return self.get_response(request)
+        config = settings.COUNTER
+        response = JsonResponse(
+            {
+                "detail": (
+                    f"Too many requests from {request.META.get('REMOTE_ADDR', 'this address')}: at most "
+                    f"{config.rate_limit:g} per second with bursts of {config.rate_burst} (COUNTER_RATE_LIMIT, "
+                    f"COUNTER_RATE_BURST). Retry after {math.ceil(wait)} s; this request was not served."
+                ),
+                "code": "rate_limited",
+            },
+            status=429,
+        )
+        response["Retry-After"] = str(math.ceil(wait))
+        return response
+
+
+_PROBES = frozenset({"/healthz", "/readyz"})

@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "counter_site.middleware.CollectAfterLargeBodies",
     "counter_site.middleware.PortRoutingMiddleware",
+    "counter_site.middleware.RateLimitMiddleware",
     "counter_site.middleware.PublicStaticFilesMiddleware",
 ]
 
@@ -93,6 +94,9 @@ DATABASES: dict[str, dict[str, str]] = {}
 # Bodies are read by the views themselves, against COUNTER_MAX_BODY_BYTES and
 # COUNTER_MAX_SYNC_BODY_BYTES, so that an oversize body gets a 413 in JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
+# A lookup's keywords are query fields; the node's own limit (400 too_many_keywords)
+# is COUNTER_MAX_LOOKUP_KEYWORDS, so Django's must not be lower.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = max(1000, COUNTER.max_lookup_keywords + 100)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 
 from storage_app.core.config import NodeConfig
-from storage_app.core.errors import NodeIdClash, ShuttingDown, SnapshotCorrupt, StillRecovering, TextNotUtf8
+from storage_app.core.errors import (
+    KeywordTooLong,
+    LookupTooLarge,
+    NodeIdClash,
+    ShuttingDown,
+    SnapshotCorrupt,
+    StillRecovering,
+    TextNotUtf8,
+)
 from storage_app.core.keywords import Keywords
 from storage_app.core.pending import PendingIncrements
 from storage_app.core.run_state import RunState, boot_id
@@ -251,9 +259,11 @@ class Node:
     def lookup(self, words: list[str]) -> list[tuple[str, int]]:
         """``(keyword as given, cluster-wide count)`` for each keyword, in order, duplicates kept.
 
-        The counts include this node's pending increments.
+        The counts include this node's pending increments. ``LookupTooLarge`` or
+        ``KeywordTooLong`` past the configured limits.
         """
         self.require_ready()
+        self.check_lookup(words)
         keys = self.keywords.keys_of(words)
         if not len(self.pending):
             return list(zip(words, self.store.read(keys), strict=True))
@@ -261,6 +271,20 @@ class Node:
             totals = self.store.read(keys)
             held = self.pending.totals(keys)
         return list(zip(words, [total + more for total, more in zip(totals, held, strict=True)], strict=True))
+
+    def check_lookup(self, words: list[str]) -> None:
+        most, longest = self.config.max_lookup_keywords, self.config.max_keyword_length
+        if len(words) > most:
+            raise LookupTooLarge(
+                f"{len(words)} keywords in one lookup; at most {most} (COUNTER_MAX_LOOKUP_KEYWORDS). "
+                "Split it into several lookups."
+            )
+        for word in words:
+            if len(word) > longest:
+                raise KeywordTooLong(
+                    f"A keyword of {len(word)} characters (starting {word[:20]!r}); at most {longest} "
+                    "(COUNTER_MAX_KEYWORD_LENGTH)."
+                )
 
     def merge_rows(self, keys: KeyArray, slots: SlotArray, origin: int = LOCAL_ORIGIN) -> MergeResult:
         """Merge rows from a peer (node id ``origin``) or a file, by max per slot."""

@@ -57,6 +57,17 @@ class NodeConfig:
     allowed_hosts: tuple[str, ...]
     public_token: str
     public_read_token: str
+    keepalive_timeout: float
+    header_timeout: float
+    body_timeout: float
+    max_connections: int
+    max_buffered_bytes: int
+    max_lookup_keywords: int
+    max_keyword_length: int
+    rate_limit: float
+    rate_burst: int
+    idempotency_ttl: float
+    max_idempotency_keys: int
 
     @property
     def snapshot_path(self) -> Path:
@@ -127,6 +138,18 @@ def env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise _fail(name, value, "must be a number of seconds greater than 0")
     return seconds
+
+
+def env_rate(environ: Mapping[str, str], name: str) -> float:
+    """Requests per second, 0 (the default) for no limit."""
+    value = _raw(environ, name, "0")
+    try:
+        rate = float(value)
+    except ValueError:
+        raise _fail(name, value, "must be a number of requests per second (0 for no limit)") from None
+    if not math.isfinite(rate) or rate < 0:
+        raise _fail(name, value, "must be a number of requests per second (0 for no limit)")
+    return rate
 
 
 def env_choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -259,6 +282,17 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         debug=env_bool(environ, "COUNTER_DEBUG", False),
         public_token=env_secret(environ, "COUNTER_PUBLIC_TOKEN"),
         public_read_token=env_secret(environ, "COUNTER_PUBLIC_READ_TOKEN"),
+        keepalive_timeout=env_seconds(environ, "COUNTER_KEEPALIVE_TIMEOUT", 5.0),
+        header_timeout=env_seconds(environ, "COUNTER_HEADER_TIMEOUT", 10.0),
+        body_timeout=env_seconds(environ, "COUNTER_BODY_TIMEOUT", 60.0),
+        max_connections=env_int(environ, "COUNTER_MAX_CONNECTIONS", 1000, 1, 1_000_000),
+        max_buffered_bytes=env_int(environ, "COUNTER_MAX_BUFFERED_BYTES", 256 * 1024 * 1024, 0, 1 << 40),
+        max_lookup_keywords=env_int(environ, "COUNTER_MAX_LOOKUP_KEYWORDS", 1000, 1, 1_000_000),
+        max_keyword_length=env_int(environ, "COUNTER_MAX_KEYWORD_LENGTH", 1024, 1, 1 << 20),
+        rate_limit=env_rate(environ, "COUNTER_RATE_LIMIT"),
+        rate_burst=env_int(environ, "COUNTER_RATE_BURST", 100, 1, 1_000_000),
+        idempotency_ttl=env_seconds(environ, "COUNTER_IDEMPOTENCY_TTL", 24 * 3600.0),
+        max_idempotency_keys=env_int(environ, "COUNTER_MAX_IDEMPOTENCY_KEYS", 1_000_000, 1, 100_000_000),
         allowed_hosts=tuple(
             host.strip() for host in environ.get("COUNTER_ALLOWED_HOSTS", "*").split(",") if host.strip()
         )

@@ -81,3 +81,15 @@ class TextNotUtf8(CounterError):
     """A text to count that is not UTF-8; nothing of it was counted."""
 
     code = "invalid_utf8"
+
+
+class LookupTooLarge(CounterError):
+    """A lookup names more keywords than COUNTER_MAX_LOOKUP_KEYWORDS."""
+
+    code = "too_many_keywords"
+
+
+class KeywordTooLong(CounterError):
+    """A looked-up keyword is longer than COUNTER_MAX_KEYWORD_LENGTH characters."""
+
+    code = "keyword_too_long"
