@@ -31,6 +31,7 @@ from storage_app.core.errors import (
     TextNotUtf8,
     TooManySlots,
 )
+from storage_app.core.idempotency import BadIdempotencyKey, IdempotencyKeyReused
 from storage_app.core.wal import LogWriteFailed
 from sync_app.core.protocol import ProtocolError, UnsupportedVersion
 from sync_app.core.replication import DuplicateNodeId, PeerRefused
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 STATUS_OF: dict[type[CounterError], int] = {
     TextNotUtf8: status.HTTP_400_BAD_REQUEST,
     LookupTooLarge: status.HTTP_400_BAD_REQUEST,
+    BadIdempotencyKey: status.HTTP_400_BAD_REQUEST,
+    IdempotencyKeyReused: status.HTTP_409_CONFLICT,
     KeywordTooLong: status.HTTP_400_BAD_REQUEST,
     BodyIncomplete: status.HTTP_400_BAD_REQUEST,
     BadSyncPayload: status.HTTP_400_BAD_REQUEST,

@@ -1,4 +1,4 @@
-"""DRF's content negotiation, with a shortcut for what API clients send."""
+"""DRF's content negotiation, with a shortcut for what API clients send, and no 404 for ``?format=``."""
 
 from __future__ import annotations
 
@@ -27,3 +27,12 @@ class ContentNegotiation(DefaultContentNegotiation):
         ):
             return renderers[0], renderers[0].media_type
         return super().select_renderer(request, renderers, format_suffix)
+
+    def filter_renderers(self, renderers: Sequence[BaseRenderer], format: str) -> Any:
+        """An unknown ``?format=`` is ignored (the Accept header decides) instead of DRF's bare 404.
+
+        Every route would otherwise answer ``?format=anything`` with an error
+        no client can act on, before the route's own checks.
+        """
+        matching = [renderer for renderer in renderers if renderer.format == format]
+        return matching or list(renderers)

@@ -256,12 +256,13 @@ class RequestBufferingWorker(ThreadWorker):
         self._close_after(sock, reply)
 
     def _close_after(self, sock: socket.socket, reply: bytes) -> None:
-        """Send ``reply`` and close, reading what the client still sends for a moment first.
+        """Send ``reply`` (if any) and close, reading what the client still sends for a moment first.
 
         Closing a socket with unread bytes makes the kernel answer with a reset,
         which can destroy the reply before the client reads it.
         """
-        self._send_now(sock, reply)
+        if reply:
+            self._send_now(sock, reply)
         if len(self.closing) >= _MAX_CLOSING:
             sock.close()
             return
@@ -336,7 +337,10 @@ class RequestBufferingWorker(ThreadWorker):
                 self._await_request(conn, conn.parser.unreader.take_buffered(), kept_alive=True)
             else:
                 self.nr_conns -= 1
-                conn.close(graceful=True)
+                # Not gunicorn's close_graceful, which waits up to 2 s for the client
+                # to close, in this main loop: every other connection would wait too.
+                conn.sock.setblocking(False)
+                self._close_after(conn.sock, b"")
         except Exception:
             self.log.exception("closing a connection after a failure")
             self.nr_conns -= 1

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,14 @@ from storage_app.core.errors import (
     SnapshotCorrupt,
     StillRecovering,
     TextNotUtf8,
+)
+from storage_app.core.idempotency import (
+    IdempotencyFileCorrupt,
+    IdempotencyKeyReused,
+    IdempotencyTable,
+    Remembered,
+    decode_entries,
+    fingerprint,
 )
 from storage_app.core.keywords import Keywords
 from storage_app.core.pending import PendingIncrements
@@ -48,6 +57,7 @@ class IndexResult:
 
     tokens: int
     keywords: int
+    replayed: bool = False  # an Idempotency-Key seen before: this is the first reply, nothing was counted
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,11 @@ class Node:
         self.keywords = Keywords(config.tokenizer)
         self.store = GCounterStore(max_slots=config.max_slots)
         self.pending = PendingIncrements()
+        self.idempotency = IdempotencyTable(config.idempotency_ttl, config.max_idempotency_keys)
+        # One request at a time per idempotency key: a concurrent retry waits and is replayed.
+        self._key_turns: dict[bytes, list[Any]] = {}
+        self._key_turns_lock = threading.Lock()
+        self._keys_written_sequence = 0
         self.wal: WriteAheadLog | None = None
         self._ready = threading.Event()
         self._recovery_started = False
@@ -151,9 +166,12 @@ class Node:
             last_lsn = int(snapshot.range_lsns.max()) if len(snapshot.range_lsns) else 0
             self._snapshot_lsns = [snapshot.log_position]
         had_state = snapshot is not None or bool(list_segments(config.wal_dir))
+        self._load_idempotency_keys()
         replayed = 0
         # Read even with COUNTER_WAL=false: pending increments are always logged.
         for record in read_log(config.wal_dir):
+            if record.tag:
+                self._remember_tag(record.tag)
             if record.kind == RecordKind.PENDING:
                 self.pending.add(record.keys, record.amounts, record.lsn)
             else:
@@ -215,13 +233,46 @@ class Node:
 
     # --- client writes and reads --------------------------------------------------------------
 
-    def index(self, data: bytes) -> IndexResult:
+    def index(self, data: bytes, idempotency_key: bytes | None = None) -> IndexResult:
         """Count every keyword of the UTF-8 text ``data`` in this node's own slot (pending while unproven).
 
-        Raises ``TextNotUtf8`` (and counts nothing) if ``data`` is not UTF-8,
-        ``StillRecovering`` or ``ShuttingDown`` when the node takes no writes,
-        ``LogWriteFailed`` when the log cannot be written.
+        With ``idempotency_key``, a text already counted under that key (here, or
+        on a node whose increments reached this one) is not counted again: the
+        first reply comes back with ``replayed`` set; another text under the key
+        raises ``IdempotencyKeyReused``. Raises ``TextNotUtf8`` (and counts
+        nothing) if ``data`` is not UTF-8, ``StillRecovering`` or ``ShuttingDown``
+        when the node takes no writes, ``LogWriteFailed`` when the log cannot be written.
         """
+        if idempotency_key is None:
+            return self._count(data, None)
+        self.require_ready()  # the keys are known only once the log is replayed
+        body_print = fingerprint(data)
+        with self._key_turn(idempotency_key):
+            first = self.idempotency.get(idempotency_key, _now_ms())
+            if first is not None:
+                if first.fingerprint != body_print:
+                    raise IdempotencyKeyReused(
+                        "This Idempotency-Key was first used with a different text (counted by node "
+                        f"{first.origin}); nothing was counted. Use a new key for a new text."
+                    )
+                return IndexResult(tokens=first.tokens, keywords=first.keywords, replayed=True)
+            return self._count(data, (idempotency_key, body_print))
+
+    @contextmanager
+    def _key_turn(self, key: bytes) -> Iterator[None]:
+        with self._key_turns_lock:
+            turn = self._key_turns.setdefault(key, [threading.Lock(), 0])
+            turn[1] += 1
+        try:
+            with turn[0]:
+                yield
+        finally:
+            with self._key_turns_lock:
+                turn[1] -= 1
+                if not turn[1]:
+                    del self._key_turns[key]
+
+    def _count(self, data: bytes, keyed: tuple[bytes, bytes] | None) -> IndexResult:
         try:
             if len(data) >= TOKENIZE_IN_CHILD_FROM and (children := self._tokenizer_processes()) is not None:
                 token_count, keys, amounts = children.count(data)
@@ -243,13 +294,19 @@ class Node:
             pending = self.unproven is not None
         try:
             node_id = self.config.node_id
+            tag = b""
+            if keyed is not None:
+                entry = Remembered(keyed[0], keyed[1], token_count, len(keys), node_id, _now_ms())
+                tag = entry.encode()
             assert self.wal is not None
-            if pending and len(keys):
-                self.wal.append(node_id, keys, amounts, self._apply_logged, kind=RecordKind.PENDING)
+            if pending and (len(keys) or tag):
+                self.wal.append(node_id, keys, amounts, self._apply_logged, kind=RecordKind.PENDING, tag=tag)
             elif not self.config.wal:
+                if tag:
+                    self._remember_tag(tag)
                 self.store.increment_arrays(node_id, keys, amounts)
-            elif len(keys):
-                self.wal.append(node_id, keys, amounts, self._apply_logged)
+            elif len(keys) or tag:
+                self.wal.append(node_id, keys, amounts, self._apply_logged, tag=tag)
         finally:
             with self._writes:
                 self._writes_in_flight -= 1
@@ -343,6 +400,9 @@ class Node:
 
     def _apply_logged(self, record: LogRecord) -> None:
         """Apply a log record that is now written (called by the log, in LSN order)."""
+        if record.tag:
+            # Before the increments: a retry elsewhere must never see the count without its key.
+            self._remember_tag(record.tag)
         if record.kind == RecordKind.PENDING:
             self.pending.add(record.keys, record.amounts, record.lsn)
             return
@@ -392,11 +452,58 @@ class Node:
             keep_from = min(self._snapshot_lsns) + 1
             if self.pending.first_lsn is not None:
                 keep_from = min(keep_from, self.pending.first_lsn)
+            # The log about to go held idempotency keys: they live on in their own file.
+            self._write_idempotency_keys()
             if self.wal is not None:
                 self.wal.remove_segments_before(keep_from)
         seconds = time.perf_counter() - started
         logger.debug("dumped %d keys (%d bytes) in %.3f s", written.keys, written.size_bytes, seconds)
         return DumpResult(written=True, keys=written.keys, size_bytes=written.size_bytes, seconds=seconds)
+
+    # --- idempotency keys ------------------------------------------------------------------------
+
+    def _remember_tag(self, tag: bytes) -> None:
+        self.idempotency.remember(decode_entries(tag), _now_ms())
+
+    def keys_since(self, sequence: int, limit: int) -> tuple[list[Remembered], int, bool]:
+        """Up to ``limit`` keys remembered after ``sequence``, the sequence reached, and whether that is all."""
+        entries, reached = self.idempotency.since(sequence, limit)
+        return entries, reached, reached >= self.idempotency.sequence
+
+    def remember_keys(self, entries: list[Remembered]) -> None:
+        """Remember keys a peer counted under: logged first, so a restart still knows them."""
+        fresh = [entry for entry in entries if self.idempotency.get(entry.key, _now_ms()) is None]
+        if not fresh:
+            return
+        self.require_ready()
+        tag = b"".join(entry.encode() for entry in fresh)
+        if self.wal is not None and self.config.wal:
+            empty = np.empty(0, dtype=np.uint64)
+            self.wal.append(self.config.node_id, empty, empty, self._apply_logged, tag=tag)
+        else:
+            self._remember_tag(tag)
+
+    def _write_idempotency_keys(self) -> None:
+        if self.idempotency.sequence == self._keys_written_sequence:
+            return
+        sequence = self.idempotency.sequence
+        self.idempotency.write_file(self.config.idempotency_path)
+        self._keys_written_sequence = sequence
+
+    def _load_idempotency_keys(self) -> None:
+        path = self.config.idempotency_path
+        try:
+            entries = IdempotencyTable.read_file(path)
+        except IdempotencyFileCorrupt as error:
+            # Counts are not in this file, only what retries to skip: start without it.
+            aside = path.with_name(path.name + ".damaged")
+            path.replace(aside)
+            logger.error(
+                "%s; moved to %s: retries of texts counted before the last snapshot may count again", error, aside
+            )
+            return
+        self.idempotency.remember(entries, _now_ms())
+        self._keys_written_sequence = self.idempotency.sequence
 
     def _load_newest_good_snapshot(self) -> tuple[Snapshot | None, bool]:
         """The current snapshot, or the previous one if the current is damaged (then True); None if none."""
@@ -464,6 +571,10 @@ class Node:
             self._tokenizers_stopped = True
         if children is not None:
             children.close()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 _current: Node | None = None

@@ -9,12 +9,44 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from storage_app.core.idempotency import MAX_KEY_BYTES, check_key
 from storage_app.http import read_body
 from storage_app.node import current_node
 from storage_app.parsers import PlainTextParser
 from storage_app.plain_json import PlainJSONReads, query_values
 from storage_app.public_auth import HasPublicToken
 from storage_app.serializers import ErrorSerializer, IndexResultSerializer, OccurrenceSerializer
+
+# COUNTER_PUBLIC_READ_TOKEN / COUNTER_PUBLIC_TOKEN (storage_app/public_auth.py): optional, off by default.
+READ_TOKEN_REQUIRED = OpenApiResponse(
+    ErrorSerializer,
+    description=(
+        "COUNTER_PUBLIC_READ_TOKEN is set and the request does not carry 'Authorization: Bearer <token>' "
+        "(code `public_token_required`)."
+    ),
+)
+WRITE_TOKEN_REQUIRED = OpenApiResponse(
+    ErrorSerializer,
+    description=(
+        "COUNTER_PUBLIC_TOKEN is set and the request does not carry 'Authorization: Bearer <token>' "
+        "(code `public_token_required`); nothing was counted."
+    ),
+)
+
+LOOKUP_REFUSED = OpenApiResponse(
+    ErrorSerializer,
+    description=(
+        "More keywords than COUNTER_MAX_LOOKUP_KEYWORDS (code `too_many_keywords`), or one longer than "
+        "COUNTER_MAX_KEYWORD_LENGTH characters (code `keyword_too_long`)."
+    ),
+)
+RATE_LIMITED = OpenApiResponse(
+    ErrorSerializer,
+    description=(
+        "COUNTER_RATE_LIMIT is set and this client address is past it (code `rate_limited`); the Retry-After "
+        "header says when to try again. Nothing was counted."
+    ),
+)
 
 
 def _occurrences(pairs: list[tuple[str, int]]) -> list[dict[str, object]]:
@@ -40,7 +72,12 @@ class KeywordsView(PlainJSONReads, APIView):
                 "keywords", OpenApiTypes.STR, many=True, explode=True, description="A keyword; repeat for more."
             )
         ],
-        responses={200: OccurrenceSerializer(many=True)},
+        responses={
+            200: OccurrenceSerializer(many=True),
+            400: LOOKUP_REFUSED,
+            401: READ_TOKEN_REQUIRED,
+            429: RATE_LIMITED,
+        },
         examples=[OpenApiExample("Two keywords", value=[{"key": "fox", "count": 3}, {"key": "cat", "count": 0}])],
     )
     def get(self, request: Request) -> Response:
@@ -54,12 +91,41 @@ class KeywordsView(PlainJSONReads, APIView):
         summary="Count the keywords of a text",
         description=(
             "The body is raw UTF-8 text, whatever the Content-Type. Every token increments its keyword by one. "
-            "The body must not exceed COUNTER_MAX_BODY_BYTES (16 MiB by default)."
+            "The body must not exceed COUNTER_MAX_BODY_BYTES (16 MiB by default). With an Idempotency-Key, "
+            "a text sent again under the same key (to this node, or to another once the first node's "
+            "increment has reached it) is counted once: the repeat gets the first reply and the header "
+            "`Idempotent-Replayed: true`."
         ),
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                pattern=f"^[!-~]{{1,{MAX_KEY_BYTES}}}$",
+                description=(
+                    f"1 to {MAX_KEY_BYTES} visible ASCII characters (no spaces; a UUID works), unique per text and "
+                    "the same on every retry of it; remembered "
+                    "for COUNTER_IDEMPOTENCY_TTL (24 hours by default)."
+                ),
+            )
+        ],
         request={"text/plain": OpenApiTypes.STR},
         responses={
             200: IndexResultSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="The body is not valid UTF-8; nothing was counted."),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "The body is not valid UTF-8, or the Idempotency-Key is empty or too long; nothing was counted."
+                ),
+            ),
+            401: WRITE_TOKEN_REQUIRED,
+            429: RATE_LIMITED,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The Idempotency-Key was first used with another text (code `idempotency_key_reused`); "
+                "nothing was counted.",
+            ),
             413: OpenApiResponse(ErrorSerializer, description="The body is too large; nothing was counted."),
             503: OpenApiResponse(
                 ErrorSerializer,
@@ -75,8 +141,13 @@ class KeywordsView(PlainJSONReads, APIView):
     )
     def post(self, request: Request) -> Response:
         node = current_node()
-        result = node.index(read_body(request, node.config.max_body_bytes, "COUNTER_MAX_BODY_BYTES"))
-        return Response({"tokens": result.tokens, "keywords": result.keywords})
+        header = request.META.get("HTTP_IDEMPOTENCY_KEY")
+        key = check_key(header) if header is not None else None
+        result = node.index(read_body(request, node.config.max_body_bytes, "COUNTER_MAX_BODY_BYTES"), key)
+        response = Response({"tokens": result.tokens, "keywords": result.keywords})
+        if result.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
 
 class KeywordDetailView(PlainJSONReads, APIView):
@@ -87,7 +158,16 @@ class KeywordDetailView(PlainJSONReads, APIView):
     @extend_schema(
         operation_id="keyword_read",
         summary="Count of one keyword",
-        responses={200: OccurrenceSerializer},
+        responses={
+            200: OccurrenceSerializer,
+            400: LOOKUP_REFUSED,
+            401: READ_TOKEN_REQUIRED,
+            429: RATE_LIMITED,
+            404: OpenApiResponse(
+                ErrorSerializer,
+                description="No route: the keyword is empty or holds a line break (no tokenizer makes such a keyword).",
+            ),
+        },
     )
     def get(self, request: Request, keyword: str) -> Response:
         return Response(self.read(request, keyword))

@@ -59,6 +59,21 @@ class MergeView(InternalView):
 
 
 @extend_schema(exclude=True)
+class KeysView(InternalView):
+    """GET ?incarnation=&sequence=: idempotency keys remembered after a cursor; POST: keys a peer sent."""
+
+    def get(self, request: Request) -> HttpResponse:
+        replica = current_sync().replica
+        cursor, keys = replica.keys_since(Cursor(_int(request, "incarnation"), _int(request, "sequence")))
+        return _binary(Message(Kind.EXCHANGE_RESPONSE, replica.hello(), keys_cursor=cursor, keys=keys))
+
+    def post(self, request: Request) -> Response:
+        message = decode(read_body(request, 1 << 40, "internal"))
+        current_sync().replica.remember_keys(message.keys)
+        return Response({"remembered": len(message.keys or ())})
+
+
+@extend_schema(exclude=True)
 class DigestsView(InternalView):
     def get(self, request: Request) -> HttpResponse:
         replica = current_sync().replica

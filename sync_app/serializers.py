@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+U64_MAX = (1 << 64) - 1
+
+
+@extend_schema_field({"type": "integer", "format": "uint64", "minimum": 0, "maximum": U64_MAX})
+class Uint64Field(serializers.IntegerField):
+    """An integer in [0, 2**64); drf-spectacular would document it as `int64`, which ends at 2**63 - 1."""
 
 
 class LegacySyncItemSerializer(serializers.Serializer):
-    hash_keyword = serializers.IntegerField(min_value=0, max_value=(1 << 64) - 1)
-    totals = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=(1 << 64) - 1))
+    hash_keyword = Uint64Field(min_value=0, max_value=U64_MAX)
+    totals = serializers.ListField(
+        child=Uint64Field(min_value=0, max_value=U64_MAX),
+        allow_null=True,
+        help_text="Slot i is node i's count; null is an empty list (Go, counter-app's language, marshals one so).",
+    )
 
 
 class MergeResultSerializer(serializers.Serializer):
@@ -23,6 +35,14 @@ class PendingSerializer(serializers.Serializer):
     increments = serializers.IntegerField(min_value=0, help_text="Pending increments, summed.")
 
 
+class IdempotencySerializer(serializers.Serializer):
+    keys = serializers.IntegerField(min_value=0, help_text="Idempotency keys remembered now.")
+    evicted = serializers.IntegerField(
+        min_value=0,
+        help_text="Keys forgotten before COUNTER_IDEMPOTENCY_TTL to stay within COUNTER_MAX_IDEMPOTENCY_KEYS.",
+    )
+
+
 class ClusterNodeSerializer(serializers.Serializer):
     node_id = serializers.IntegerField(min_value=0)
     incarnation = serializers.CharField(help_text="This process's store, 16 hex digits (new at every start).")
@@ -36,6 +56,7 @@ class ClusterNodeSerializer(serializers.Serializer):
         help_text="Set when another live process runs with this node id and started first: this one takes no writes.",
     )
     pending = PendingSerializer()
+    idempotency = IdempotencySerializer()
 
 
 class PeerSerializer(serializers.Serializer):

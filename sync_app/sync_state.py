@@ -25,7 +25,7 @@ class SyncState:
             member_timeout=config.member_timeout,
             reuses_id=config.reuse_id,
         )
-        self.replica = Replica(node.store, config.node_id, config.tokenizer, membership=self.membership)
+        self.replica = Replica(node.store, config.node_id, config.tokenizer, membership=self.membership, ledger=node)
         self.replica.on_clash = node.mark_clash
         self._lock = threading.Lock()
         self._report: dict[str, Any] = {}
@@ -79,6 +79,7 @@ class SyncState:
                 "ready": node.ready,
                 "clash": node.clash,
                 "pending": node.pending_status(),
+                "idempotency": {"keys": len(node.idempotency), "evicted": node.idempotency.evicted},
             },
             "reported_at": report.get("reported_at"),
             "leaving_since": report.get("leaving_since"),

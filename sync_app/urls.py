@@ -10,6 +10,7 @@ urlpatterns = [
     path("internal/sync/hello", internal_views.HelloView.as_view()),
     path("internal/sync/changes", internal_views.ChangesView.as_view()),
     path("internal/sync/merge", internal_views.MergeView.as_view()),
+    path("internal/sync/keys", internal_views.KeysView.as_view()),
     path("internal/sync/digests", internal_views.DigestsView.as_view()),
     path("internal/sync/buckets", internal_views.BucketsView.as_view()),
     path("internal/sync/wait", internal_views.WaitView.as_view()),

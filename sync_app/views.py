@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpResponse
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -12,6 +15,7 @@ from rest_framework.views import APIView
 from storage_app.http import read_body
 from storage_app.public_auth import HasPublicToken
 from storage_app.serializers import ErrorSerializer
+from storage_app.views import READ_TOKEN_REQUIRED
 from sync_app.auth import HasSyncToken
 from sync_app.core.legacy_protocol import decode_legacy_sync
 from sync_app.core.protocol import CONTENT_TYPE, decode, encode
@@ -26,17 +30,35 @@ class SyncView(APIView):
     permission_classes = [HasSyncToken]
 
 
+class NullableBodySchema(AutoSchema):
+    """The JSON body may be null too: counter-app (Go) marshals an empty state as null."""
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation: dict[str, Any] | None = super().get_operation(*args, **kwargs)
+        if operation is not None and "requestBody" in operation:
+            operation["requestBody"]["content"]["application/json"]["schema"]["nullable"] = True
+        return operation
+
+
 class LegacySyncView(SyncView):
     """Merge a peer's state sent in counter-app's format."""
+
+    schema = NullableBodySchema()
 
     @extend_schema(
         operation_id="sync_legacy_push",
         summary="Merge a peer's state (counter-app format)",
         description=(
-            "`totals[i]` is node i's slot. Per key and slot the larger value wins. A malformed body changes nothing."
+            "`totals[i]` is node i's slot. Per key and slot the larger value wins. A malformed body changes nothing; "
+            "a null body is an empty state."
         ),
-        request=LegacySyncItemSerializer(many=True),
-        responses={200: MergeResultSerializer, 400: OpenApiResponse(ErrorSerializer), 413: OpenApiTypes.OBJECT},
+        request={"application/json": LegacySyncItemSerializer(many=True)},
+        responses={
+            200: MergeResultSerializer,
+            400: OpenApiResponse(ErrorSerializer),
+            401: OpenApiResponse(ErrorSerializer),
+            413: OpenApiResponse(ErrorSerializer),
+        },
     )
     def post(self, request: Request) -> Response:
         sync = current_sync()
@@ -96,7 +118,7 @@ class ClusterView(APIView):
             "reachable, the last successful sync and anti-entropy (Unix time), keys and bytes sent and received, "
             "errors, the last error, and `lag`: how many of this node's changes the peer has not acknowledged yet."
         ),
-        responses={200: ClusterSerializer},
+        responses={200: ClusterSerializer, 401: READ_TOKEN_REQUIRED},
     )
     def get(self, request: Request) -> Response:
         return Response(ClusterSerializer(current_sync().cluster_status()).data)

@@ -78,6 +78,10 @@ class NodeConfig:
         return self.data_dir / f"node-{self.node_id}.snapshot.prev"
 
     @property
+    def idempotency_path(self) -> Path:
+        return self.data_dir / f"node-{self.node_id}.idempotency"
+
+    @property
     def pid_path(self) -> Path:
         return self.data_dir / f"node-{self.node_id}.pid"
 
@@ -292,7 +296,7 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         rate_limit=env_rate(environ, "COUNTER_RATE_LIMIT"),
         rate_burst=env_int(environ, "COUNTER_RATE_BURST", 100, 1, 1_000_000),
         idempotency_ttl=env_seconds(environ, "COUNTER_IDEMPOTENCY_TTL", 24 * 3600.0),
-        max_idempotency_keys=env_int(environ, "COUNTER_MAX_IDEMPOTENCY_KEYS", 1_000_000, 1, 100_000_000),
+        max_idempotency_keys=env_int(environ, "COUNTER_MAX_IDEMPOTENCY_KEYS", 250_000, 1, 100_000_000),
         allowed_hosts=tuple(
             host.strip() for host in environ.get("COUNTER_ALLOWED_HOSTS", "*").split(",") if host.strip()
         )

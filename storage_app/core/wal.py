@@ -6,7 +6,9 @@ files ``<lsn of first record, 20 digits>.wal`` in one directory:
     segment header  8 bytes magic b"CNTRWAL1", u64 LSN of its first record
     record          u32 payload length, u32 CRC-32 of the payload, payload:
                     u64 LSN, u32 slot | kind << 16, u32 count, count x u64 keys,
-                    count x u64 amounts
+                    count x u64 amounts, then, if the kind has TAGGED set, a tag
+                    (the rest of the payload: idempotency keys, see
+                    idempotency.py)
 
 A record's kind says what its increments are (``RecordKind``): added to the
 slot, held as pending increments, or the pending increments folded into the
@@ -74,6 +76,8 @@ class RecordKind(IntEnum):
 
 
 _SLOT_BITS = 0xFFFF
+# Set in a record's kind when a tag follows its amounts.
+_TAGGED = 0x80
 
 
 @dataclass(frozen=True)
@@ -83,15 +87,17 @@ class LogRecord:
     keys: KeyArray
     amounts: KeyArray
     kind: RecordKind = RecordKind.INCREMENT
+    tag: bytes = b""
 
 
 def encode_record(
-    lsn: int, slot: int, keys: KeyArray, amounts: KeyArray, kind: RecordKind = RecordKind.INCREMENT
+    lsn: int, slot: int, keys: KeyArray, amounts: KeyArray, kind: RecordKind = RecordKind.INCREMENT, tag: bytes = b""
 ) -> bytes:
     payload = (
-        _RECORD_HEAD.pack(lsn, slot | kind << 16, len(keys))
+        _RECORD_HEAD.pack(lsn, slot | (kind | (_TAGGED if tag else 0)) << 16, len(keys))
         + keys.astype(_LE_U64, copy=False).tobytes()
         + amounts.astype(_LE_U64, copy=False).tobytes()
+        + tag
     )
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
@@ -139,17 +145,20 @@ def read_log(directory: Path, repair_torn_tail: bool = True) -> Iterator[LogReco
             length = _FRAME.unpack_from(data, offset)[0]
             payload = memoryview(data)[offset + _FRAME.size : offset + _FRAME.size + length]
             lsn, slot_and_kind, count = _RECORD_HEAD.unpack_from(payload)
-            if lsn <= previous_lsn or len(payload) != _RECORD_HEAD.size + 16 * count:
+            tagged = bool(slot_and_kind >> 16 & _TAGGED)
+            body_end = _RECORD_HEAD.size + 16 * count
+            if lsn <= previous_lsn or len(payload) < body_end or (len(payload) != body_end and not tagged):
                 raise LogCorrupt(f"{path}: record at offset {offset} is out of sequence (LSN {lsn})")
             try:
-                kind = RecordKind(slot_and_kind >> 16)
+                kind = RecordKind(slot_and_kind >> 16 & ~_TAGGED)
             except ValueError:
                 raise LogCorrupt(
                     f"{path}: record at offset {offset} has an unknown kind {slot_and_kind >> 16}"
                 ) from None
             keys = np.frombuffer(payload, dtype=_LE_U64, count=count, offset=_RECORD_HEAD.size).astype(np.uint64)
             amounts = np.frombuffer(payload, dtype=_LE_U64, count=count, offset=_RECORD_HEAD.size + 8 * count)
-            yield LogRecord(lsn, slot_and_kind & _SLOT_BITS, keys, amounts.astype(np.uint64), kind)
+            tag = bytes(payload[body_end:])
+            yield LogRecord(lsn, slot_and_kind & _SLOT_BITS, keys, amounts.astype(np.uint64), kind, tag)
             previous_lsn = lsn
             offset += _FRAME.size + length
 
@@ -239,6 +248,7 @@ class WriteAheadLog:
         apply: Callable[[LogRecord], None],
         kind: RecordKind = RecordKind.INCREMENT,
         sync: bool = False,
+        tag: bytes = b"",
     ) -> int:
         """Log one increment batch as a record of ``kind``, then ``apply(record)`` it; return its LSN.
 
@@ -251,7 +261,7 @@ class WriteAheadLog:
                 raise LogWriteFailed(f"the log is {'closed' if self._closed else 'broken'}; nothing was counted")
             lsn = self._next_lsn
             self._next_lsn += 1
-            self._queue.append((LogRecord(lsn, slot, keys, amounts, kind), sync))
+            self._queue.append((LogRecord(lsn, slot, keys, amounts, kind, tag), sync))
             while self._finished_lsn < lsn:
                 if self._flushing:
                     self._done.wait()
@@ -288,7 +298,8 @@ class WriteAheadLog:
         self, batch: list[tuple[LogRecord, bool]], apply: Callable[[LogRecord], None]
     ) -> OSError | None:
         data = b"".join(
-            encode_record(record.lsn, record.slot, record.keys, record.amounts, record.kind) for record, _ in batch
+            encode_record(record.lsn, record.slot, record.keys, record.amounts, record.kind, record.tag)
+            for record, _ in batch
         )
         position = os.fstat(self._fd).st_size
         try:

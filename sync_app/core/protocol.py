@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from storage_app.core.errors import CounterError
+from storage_app.core.idempotency import Remembered, decode_entries
 from storage_app.core.store import DEFAULT_MAX_SLOTS, KeyArray, SlotArray
 
 MAGIC = b"CSYN"
@@ -73,6 +74,8 @@ class Section(IntEnum):
     BUCKET_IDS = 5
     PAGE = 6
     MEMBERS = 7
+    KEYS_CURSOR = 8
+    KEYS = 9
 
 
 MEMBER_STATES = ("up", "down", "left", "forgotten")
@@ -166,6 +169,10 @@ class Message:
     page: Page | None = None
     # The members the sender knows, the sender itself first (with its advertised URL).
     members: tuple[MemberInfo, ...] | None = None
+    # Idempotency keys: the sender's position in the receiver's keys (requests) or in its own
+    # (responses), and keys the sender remembered (see storage_app/core/idempotency.py).
+    keys_cursor: Cursor | None = None
+    keys: tuple[Remembered, ...] | None = None
     extra: dict[int, bytes] = field(default_factory=dict)  # sections of a later minor revision
 
 
@@ -209,6 +216,12 @@ def encode(message: Message) -> bytes:
         sections.append((Section.PAGE, _PAGE.pack(page.start_key, page.max_rows, int(page.done))))
     if message.members is not None:
         sections.append((Section.MEMBERS, _encode_members(message.members)))
+    if message.keys_cursor is not None:
+        cursor = message.keys_cursor
+        flags = int(cursor.complete) | (int(cursor.reset) << 1)
+        sections.append((Section.KEYS_CURSOR, _CURSOR.pack(cursor.incarnation, cursor.sequence, flags)))
+    if message.keys is not None:
+        sections.append((Section.KEYS, b"".join(entry.encode() for entry in message.keys)))
     parts = [_HEADER.pack(MAGIC, PROTOCOL_VERSION, int(message.kind), len(sections))]
     for section_type, payload in sections:
         parts.append(_SECTION.pack(int(section_type), 0, len(payload)))
@@ -268,6 +281,8 @@ def decode(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Message:
         bucket_bits=bucket_bits,
         page=_decode_page(payloads[Section.PAGE]) if Section.PAGE in payloads else None,
         members=_decode_members(payloads[Section.MEMBERS], max_slots) if Section.MEMBERS in payloads else None,
+        keys_cursor=_decode_cursor(payloads[Section.KEYS_CURSOR]) if Section.KEYS_CURSOR in payloads else None,
+        keys=_decode_keys(payloads[Section.KEYS], max_slots) if Section.KEYS in payloads else None,
         extra={key: bytes(value) for key, value in payloads.items() if key not in known},
     )
 
@@ -285,6 +300,16 @@ def _decode_hello(payload: memoryview, max_slots: int) -> Hello:
     if node_id >= max_slots or width > max_slots:
         raise ProtocolError(f"node id {node_id} or width {width} is past the limit of {max_slots} slots")
     return Hello(node_id, incarnation, sequence, width, TOKENIZER_NAMES[tokenizer_code])
+
+
+def _decode_keys(payload: memoryview, max_slots: int) -> tuple[Remembered, ...]:
+    try:
+        entries = decode_entries(payload)
+    except ValueError as error:
+        raise ProtocolError(f"keys section: {error}") from None
+    if any(entry.origin >= max_slots for entry in entries):
+        raise ProtocolError(f"keys section names a node id past the limit of {max_slots} slots")
+    return tuple(entries)
 
 
 def _decode_cursor(payload: memoryview) -> Cursor:

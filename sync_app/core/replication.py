@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from storage_app.core.errors import CounterError
+from storage_app.core.idempotency import Remembered
 from storage_app.core.store import GCounterStore
 from sync_app.core.digests import bucket_digests, rows_in_buckets
 from sync_app.core.journal import ChangeJournal
@@ -49,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BUCKET_BITS = 12
 MAX_DELTA_KEYS = 50_000
+# Idempotency keys per exchange message (about 60 bytes each).
+MAX_KEYS_PER_MESSAGE = 20_000
 MAX_PAGE_ROWS = 50_000
 MAX_ROUNDS_PER_CALL = 20
 
@@ -94,6 +97,14 @@ def check_same_tokenizer(ours: str, hello: Hello, who: str) -> None:
         )
 
 
+class KeyLedger(Protocol):
+    """The node's idempotency keys as replication reads and adds them (``storage_app.node.Node``)."""
+
+    def keys_since(self, sequence: int, limit: int) -> tuple[list[Remembered], int, bool]: ...
+
+    def remember_keys(self, entries: list[Remembered]) -> None: ...
+
+
 class Replica:
     """One node's store, as the native protocol sees it: the store, its change journal, its digests."""
 
@@ -104,8 +115,11 @@ class Replica:
         tokenizer: str,
         journal: ChangeJournal | None = None,
         membership: Membership | None = None,
+        ledger: KeyLedger | None = None,
     ):
         self.store = store
+        # The idempotency keys sent and received with the increments (None: this replica keeps none).
+        self.ledger = ledger
         self.journal = journal if journal is not None else ChangeJournal(store)
         # The cluster's members, exchanged in every exchange (None: this replica keeps no list).
         self.membership = membership
@@ -168,6 +182,20 @@ class Replica:
             return Cursor(incarnation, self.journal.sequence, complete=True, reset=True), Rows.empty()
         return Cursor(incarnation, changes.up_to, complete=changes.complete), Rows(changes.keys, changes.slots)
 
+    def keys_since(self, cursor: Cursor | None) -> tuple[Cursor, tuple[Remembered, ...]]:
+        """Idempotency keys remembered after ``cursor`` (all of them for a cursor of another incarnation)."""
+        incarnation = self.journal.incarnation
+        if self.ledger is None:
+            return Cursor(incarnation, 0, complete=True), ()
+        start = cursor.sequence if cursor is not None and cursor.incarnation == incarnation else 0
+        entries, reached, complete = self.ledger.keys_since(start, MAX_KEYS_PER_MESSAGE)
+        return Cursor(incarnation, reached, complete=complete), tuple(entries)
+
+    def remember_keys(self, entries: tuple[Remembered, ...] | None) -> None:
+        """Keep keys a peer sent; called before merging the rows that came with them."""
+        if entries and self.ledger is not None:
+            self.ledger.remember_keys(list(entries))
+
     def merge(self, rows: Rows | None, origin: int) -> int:
         """Merge rows received from node ``origin``; return how many keys changed."""
         if rows is None or len(rows.keys) == 0:
@@ -202,6 +230,8 @@ class Replica:
         peer = message.hello
         self.check_peer(peer, message.members)
         if message.kind == Kind.EXCHANGE_REQUEST:
+            # Keys first: a retry here must never find the count without its key.
+            self.remember_keys(message.keys)
             self.merge(message.rows, origin=peer.node_id)
             members = None
             if self.membership is not None:
@@ -211,7 +241,17 @@ class Replica:
             if message.cursor is None:
                 return Message(Kind.EXCHANGE_RESPONSE, self.hello(), members=members)
             cursor, rows = self.changes(message.cursor, MAX_DELTA_KEYS, exclude_origin=peer.node_id)
-            return Message(Kind.EXCHANGE_RESPONSE, self.hello(), cursor=cursor, rows=rows, members=members)
+            # Keys after rows: every key of an increment in those rows is remembered by now.
+            keys_cursor, keys = (None, ()) if message.keys_cursor is None else self.keys_since(message.keys_cursor)
+            return Message(
+                Kind.EXCHANGE_RESPONSE,
+                self.hello(),
+                cursor=cursor,
+                rows=rows,
+                members=members,
+                keys_cursor=keys_cursor,
+                keys=keys or None,
+            )
         if message.kind == Kind.DIGEST_REQUEST:
             if message.digests is None:
                 raise PeerRefused("digest request without digests")
@@ -243,6 +283,10 @@ class LocalNode(Protocol):
     def digests(self, bits: int) -> tuple[int, np.ndarray]: ...
 
     def bucket_rows(self, buckets: np.ndarray, bits: int, page: Page) -> tuple[Rows, Page]: ...
+
+    def keys_since(self, cursor: Cursor | None) -> tuple[Cursor, tuple[Remembered, ...]]: ...
+
+    def remember_keys(self, entries: tuple[Remembered, ...] | None) -> None: ...
 
 
 class RemotePeer(Protocol):
@@ -304,6 +348,8 @@ class PeerSession:
         self.status = PeerStatus(url=remote.url)
         self.push_cursor: Cursor | None = None  # our journal position the peer has
         self.pull_cursor: Cursor | None = None  # the peer's journal position we have
+        self.push_keys_cursor: Cursor | None = None  # our idempotency keys the peer has
+        self.pull_keys_cursor: Cursor | None = None  # the peer's idempotency keys we have
         self.peer_incarnation: int | None = None
         self.local_incarnation: int | None = None
         self.next_anti_entropy = 0.0  # monotonic time; 0 = at the first round
@@ -326,6 +372,7 @@ class PeerSession:
             # nothing counts as synced with this seed until anti-entropy ran again.
             if self.local_incarnation is not None:
                 self.push_cursor = None
+                self.push_keys_cursor = None
                 self.status.last_anti_entropy = None
                 self.next_anti_entropy = 0.0
             self.local_incarnation = me.incarnation
@@ -337,10 +384,27 @@ class PeerSession:
                 self.push_cursor = None
                 self.next_anti_entropy = 0.0
                 ours_cursor, ours = None, Rows.empty()
+        # Keys after rows, so that every key of an increment among those rows goes along.
+        ours_keys_cursor, ours_keys = local.keys_since(self.push_keys_cursor)
         pull = self.pull_cursor or Cursor(0, 0)
         members = self.advertised() if self.advertised is not None else None
-        answer = self.remote.send(Message(Kind.EXCHANGE_REQUEST, me, cursor=pull, rows=ours, members=members))
+        request = Message(
+            Kind.EXCHANGE_REQUEST,
+            me,
+            cursor=pull,
+            rows=ours,
+            members=members,
+            keys_cursor=self.pull_keys_cursor or Cursor(0, 0),
+            keys=ours_keys or None,
+        )
+        answer = self.remote.send(request)
+        peer_restarted = self.peer_incarnation not in (None, answer.hello.incarnation)
         self.note_peer(answer.hello, me)
+        self.push_keys_cursor = None if peer_restarted else ours_keys_cursor
+        # Keys before rows: a retry here must never find the count without its key.
+        local.remember_keys(answer.keys)
+        self.pull_keys_cursor = answer.keys_cursor  # None from a peer that keeps no keys
+        keys_complete = ours_keys_cursor.complete and (answer.keys_cursor is None or answer.keys_cursor.complete)
         if answer.members is not None:
             self.status.members = [member.as_list() for member in answer.members]
         self.status.keys_sent += len(ours.keys)
@@ -354,7 +418,7 @@ class PeerSession:
             self.next_anti_entropy = 0.0
             return True
         self.pull_cursor = answer.cursor
-        return answer.cursor.complete and (ours_cursor is None or ours_cursor.complete)
+        return answer.cursor.complete and (ours_cursor is None or ours_cursor.complete) and keys_complete
 
     def note_peer(self, hello: Hello, me: Hello) -> None:
         """Check who answered; a restarted peer (new incarnation) may have lost what we sent."""
@@ -368,6 +432,10 @@ class PeerSession:
             logger.info("seed %s (node %d) restarted: repairing through anti-entropy", self.remote.url, hello.node_id)
             self.push_cursor = None
             self.pull_cursor = None
+            # It may have lost keys we sent (it remembers them from its log, but not
+            # those it had not written yet): send them all again.
+            self.push_keys_cursor = None
+            self.pull_keys_cursor = None
             self.next_anti_entropy = 0.0
         self.peer_incarnation = hello.incarnation
 

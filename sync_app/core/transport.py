@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import requests
 
+from storage_app.core.idempotency import Remembered
 from storage_app.core.node_client import NodeClient, NodeError
 from sync_app.core.protocol import CONTENT_TYPE, Cursor, Hello, Kind, Message, Page, Rows, decode, encode
 
@@ -98,6 +99,20 @@ class InternalNode(NodeClient):
         body = encode(Message(Kind.EXCHANGE_REQUEST, carrier, rows=rows))
         response = self.request("POST", "/internal/sync/merge", data=body, headers={"Content-Type": CONTENT_TYPE})
         return int(response.json()["changed"])
+
+    def keys_since(self, cursor: Cursor | None) -> tuple[Cursor, tuple[Remembered, ...]]:
+        cursor = cursor or Cursor(0, 0)
+        message = self._binary("GET", "/internal/sync/keys", incarnation=cursor.incarnation, sequence=cursor.sequence)
+        if message.keys_cursor is None:
+            raise NodeError("the node answered a key request without a cursor")
+        return message.keys_cursor, message.keys or ()
+
+    def remember_keys(self, entries: tuple[Remembered, ...] | None) -> None:
+        if not entries:
+            return
+        carrier = Hello(node_id=0, incarnation=0, sequence=0, width=0, tokenizer="words")
+        body = encode(Message(Kind.EXCHANGE_REQUEST, carrier, keys=entries))
+        self.request("POST", "/internal/sync/keys", data=body, headers={"Content-Type": CONTENT_TYPE})
 
     def digests(self, bits: int) -> tuple[int, np.ndarray]:
         message = self._binary("GET", "/internal/sync/digests", bits=bits)

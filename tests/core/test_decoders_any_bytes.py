@@ -18,12 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storage_app.core.errors import BadSyncPayload, LegacyFileCorrupt, SnapshotCorrupt, SnapshotForeign
+from storage_app.core.idempotency import IdempotencyFileCorrupt, IdempotencyTable, Remembered, decode_entries
 from storage_app.core.legacy import decode_legacy_file, encode_legacy_file
 from storage_app.core.snapshot import decode_snapshot, encode_snapshot
 from storage_app.core.store import GCounterStore
 from storage_app.core.wal import LogCorrupt, encode_record, read_log
 from sync_app.core.legacy_protocol import decode_legacy_sync, encode_legacy_sync
 
+ENTRY = Remembered(b"retry-key", bytes(16), 3, 2, 0, 1_700_000_000_000)
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -40,7 +42,14 @@ VALID_LOG = (
     b"CNTRWAL1"
     + (1).to_bytes(8, "little")
     + b"".join(
-        encode_record(lsn, 0, np.array([lsn], dtype=np.uint64), np.array([1], dtype=np.uint64)) for lsn in (1, 2, 3)
+        encode_record(
+            lsn,
+            0,
+            np.array([lsn], dtype=np.uint64),
+            np.array([1], dtype=np.uint64),
+            tag=ENTRY.encode() if lsn == 2 else b"",
+        )
+        for lsn in (1, 2, 3)
     )
 )
 
@@ -102,6 +111,35 @@ def test_log_segment_bytes(data: bytes, has_a_later_segment: bool) -> None:
         with contextlib.suppress(LogCorrupt):
             for record in read_log(Path(directory)):
                 assert len(record.keys) == len(record.amounts)
+                with contextlib.suppress(ValueError):  # a tag's own error (the record's CRC guards it on disk)
+                    decode_entries(record.tag)
+
+
+def valid_keys_file() -> bytes:
+    table = IdempotencyTable(ttl_seconds=1e12, max_keys=10)
+    table.remember([ENTRY, Remembered(b"other", bytes(range(16)), 1, 1, 2, 1_700_000_000_001)], now_ms=0)
+    with tempfile.TemporaryDirectory() as directory:
+        table.write_file(Path(directory) / "keys")
+        return (Path(directory) / "keys").read_bytes()
+
+
+@EXAMPLES
+@given(any_input(valid_keys_file()))
+def test_idempotency_key_file_bytes(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "keys"
+        path.write_bytes(data)
+        with contextlib.suppress(IdempotencyFileCorrupt):
+            for entry in IdempotencyTable.read_file(path):
+                assert 0 < len(entry.key) <= 255 and len(entry.fingerprint) == 16
+
+
+@EXAMPLES
+@given(st.binary(max_size=400) | damaged(ENTRY.encode() * 2))
+def test_idempotency_entries_bytes(data: bytes) -> None:
+    with contextlib.suppress(ValueError):
+        for entry in decode_entries(data):
+            assert entry.encode() in data
 
 
 def test_the_valid_inputs_decode() -> None:
@@ -112,3 +150,7 @@ def test_the_valid_inputs_decode() -> None:
     with tempfile.TemporaryDirectory() as directory:
         (Path(directory) / f"{1:020d}.wal").write_bytes(VALID_LOG)
         assert [record.lsn for record in read_log(Path(directory))] == [1, 2, 3]
+        assert [decode_entries(record.tag) for record in read_log(Path(directory))] == [[], [ENTRY], []]
+    with tempfile.TemporaryDirectory() as directory:
+        (Path(directory) / "keys").write_bytes(valid_keys_file())
+        assert [entry.key for entry in IdempotencyTable.read_file(Path(directory) / "keys")] == [b"retry-key", b"other"]

@@ -133,7 +133,7 @@ def test_openapi_document_describes_the_public_operations(public_client: PortCli
     schema = response.json()
     assert set(schema["paths"]) == {"/cluster", "/keywords", "/keywords/{keyword}"}
     post = schema["paths"]["/keywords"]["post"]
-    assert set(post["responses"]) == {"200", "400", "413", "503", "507"}
+    assert set(post["responses"]) == {"200", "400", "401", "409", "413", "429", "503", "507"}
     assert "text/plain" in post["requestBody"]["content"]
     get = schema["paths"]["/keywords"]["get"]
     assert get["parameters"][0]["name"] == "keywords"
@@ -179,3 +179,10 @@ def test_a_read_token_guards_every_read_on_both_paths(public_client: PortClient)
     allowed = public_client.get("/keywords?keywords=seen", HTTP_AUTHORIZATION="Bearer r-token")
     assert allowed.json() == [{"key": "seen", "count": 1}]
     assert public_client.get("/readyz").status_code == 200, "probes stay open"
+
+
+def test_an_unknown_format_parameter_is_ignored_not_a_bare_404(public_client: PortClient) -> None:
+    response = public_client.get("/keywords?keywords=a&format=xml")
+    assert response.status_code == 200 and response.json() == [{"key": "a", "count": 0}]
+    posted = public_client.post("/keywords?format=nonsense", "counted anyway", content_type="text/plain")
+    assert posted.status_code == 200 and posted.json() == {"tokens": 2, "keywords": 2}

@@ -10,6 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from storage_app.core.idempotency import Remembered
 from sync_app.core.protocol import (
     MAX_BUCKET_BITS,
     Cursor,
@@ -45,6 +46,15 @@ members = st.builds(
     started_ms=U64,
     reuses=st.booleans(),
 )
+remembered = st.builds(
+    Remembered,
+    key=st.binary(min_size=1, max_size=255),
+    fingerprint=st.binary(min_size=16, max_size=16),
+    tokens=st.integers(0, (1 << 32) - 1),
+    keywords=st.integers(0, (1 << 32) - 1),
+    origin=st.integers(0, MAX_SLOTS - 1),
+    at_ms=U64,
+)
 pages = st.builds(Page, start_key=U64, max_rows=st.integers(0, (1 << 32) - 1), done=st.booleans())
 
 
@@ -78,6 +88,8 @@ def messages(draw: st.DrawFn) -> Message:
         bucket_bits=bucket_bits if has_ids else 0,
         page=draw(st.none() | pages),
         members=draw(st.none() | st.lists(members, max_size=5).map(tuple)),
+        keys_cursor=draw(st.none() | cursors),
+        keys=draw(st.none() | st.lists(remembered, max_size=5).map(tuple)),
     )
 
 
@@ -91,6 +103,8 @@ def same(left: Message, right: Message) -> bool:
         and left.cursor == right.cursor
         and left.page == right.page
         and left.members == right.members
+        and left.keys_cursor == right.keys_cursor
+        and left.keys == right.keys
         and left.bucket_bits == right.bucket_bits
         and arrays_equal(left.digests, right.digests)
         and arrays_equal(left.bucket_ids, right.bucket_ids)
