@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from gunicorn import http
+from gunicorn import http, util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from counter_site.request_framing import MAX_HEAD_BYTES, Framing, RequestFramer
@@ -76,6 +76,29 @@ def error_reply(status: int, reason: str, code: str, detail: str, retry_after: i
     return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
 
 
+_PARSER_ERROR_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    414: "uri_too_long",
+    417: "expectation_failed",
+    431: "head_too_large",
+    500: "server_error",
+    501: "unsupported_transfer_coding",
+}
+
+
+def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's ``util.write_error``, in the views' JSON shape instead of an HTML page.
+
+    gunicorn answers requests its parser refuses (a malformed request line or
+    header, a URL over 8190 bytes) with this function.
+    """
+    detail = f"{mesg or reason}; the request was not read, nothing was counted."
+    util.write_nonblock(
+        sock, error_reply(status_int, reason, _PARSER_ERROR_CODES.get(status_int, "bad_request"), detail)
+    )
+
+
 class RequestBufferingWorker(ThreadWorker):
     """See the module docstring."""
 
@@ -92,6 +115,8 @@ class RequestBufferingWorker(ThreadWorker):
         self.closing: dict[int, tuple[socket.socket, float]] = {}
 
     def init_process(self) -> None:
+        # gunicorn calls util.write_error through the module, at the time of the error.
+        util.write_error = write_json_error
         # Every open connection is a file descriptor: make room for the limit.
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         wanted = self.max_connections + 256

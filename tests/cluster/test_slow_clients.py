@@ -242,3 +242,18 @@ def test_a_body_past_the_buffer_budget_is_read_by_a_thread_with_a_deadline(make_
     assert (status, reply["code"]) == (400, "incomplete_body")
     assert node.post("whole body") == {"tokens": 2, "keywords": 2}
     assert node.counts(["half", "whole"]) == {"half": 0, "whole": 1}
+
+
+def test_a_request_the_http_parser_refuses_gets_a_json_error(make_node: Callable[..., Node]) -> None:
+    node = make_node(0).start()
+    cases = [
+        (b"GET /keywords HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"BREW /keywords HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+    ]
+    for request, expected in cases:
+        sock = open_socket(node, request)
+        status, reply, head = read_reply(sock)
+        assert status == expected, (request[:40], head)
+        assert "application/json" in head and reply["code"] and "nothing was counted" in str(reply["detail"])
+    assert node.post("still serving") == {"tokens": 2, "keywords": 2}
