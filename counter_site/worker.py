@@ -12,8 +12,9 @@ request's head and body have arrived:
   for its head at most ``COUNTER_HEADER_TIMEOUT`` from its first byte, and for
   its body at most ``COUNTER_BODY_TIMEOUT`` after the head; past a deadline it
   gets ``408`` and is closed;
-* at most ``COUNTER_MAX_CONNECTIONS`` are open: past it the oldest idle one is
-  closed, or, with none idle, the newcomer gets ``503`` and is closed;
+* at most ``COUNTER_MAX_CONNECTIONS`` are open on the public port and
+  ``COUNTER_MAX_SYNC_CONNECTIONS`` on the sync port: past it the port's oldest
+  idle one is closed, or, with none idle, the newcomer gets ``503`` and is closed;
 * bodies are buffered in memory up to ``COUNTER_MAX_BUFFERED_BYTES`` across all
   connections; a body that would go past it (or past the port's body limit)
   goes to a thread unbuffered, whose socket reads and writes time out after
@@ -106,6 +107,15 @@ class RequestBufferingWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self.node_config: NodeConfig = load_config(os.environ)
         self.max_connections = self.node_config.max_connections
+        # Each port has its own limit, so that clients filling the public port
+        # never keep peers off the sync port.
+        self.limits = {
+            self.node_config.public_port: (self.node_config.max_connections, "COUNTER_MAX_CONNECTIONS"),
+            self.node_config.sync_port: (self.node_config.max_sync_connections, "COUNTER_MAX_SYNC_CONNECTIONS"),
+        }
+        self.open_by_port: dict[int, int] = dict.fromkeys(self.limits, 0)
+        self._accept_paused_until = 0.0
+        self._last_fd_warning = 0.0
         # Our own limit applies in accept(), which always stays enabled so that
         # a connection past the limit hears why instead of waiting in the backlog.
         self.worker_connections = 1 << 30
@@ -119,15 +129,15 @@ class RequestBufferingWorker(ThreadWorker):
         util.write_error = write_json_error
         # Every open connection is a file descriptor: make room for the limit.
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        wanted = self.max_connections + 256
+        wanted = sum(limit for limit, _setting in self.limits.values()) + 256
         if soft != resource.RLIM_INFINITY and soft < wanted:
             new_soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
             resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
             if new_soft < wanted:
                 self.log.warning(
-                    "open files are limited to %d: COUNTER_MAX_CONNECTIONS=%d may not be reached",
+                    "open files are limited to %d: the connection limits (%d in all) may not be reached",
                     new_soft,
-                    self.max_connections,
+                    wanted - 256,
                 )
         super().init_process()
 
@@ -137,25 +147,49 @@ class RequestBufferingWorker(ThreadWorker):
         try:
             client_sock, client_addr = listener.accept()
         except OSError as error:
-            if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+            if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                self._pause_accepting(error)
+            elif error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
-        if self.nr_conns >= self.max_connections and not self._close_oldest_idle():
+        port = listener.getsockname()[1]
+        limit, setting = self.limits.get(port, (self.max_connections, "COUNTER_MAX_CONNECTIONS"))
+        if self.open_by_port.get(port, 0) >= limit and not self._close_oldest_idle(port):
             self._refuse(
                 client_sock,
                 error_reply(
                     503,
                     "Service Unavailable",
                     "too_many_connections",
-                    f"This node has {self.max_connections} connections open (COUNTER_MAX_CONNECTIONS); "
-                    "retry shortly, or reuse a kept-alive connection.",
+                    f"This port has {limit} connections open ({setting}); retry shortly, or reuse a "
+                    "kept-alive connection.",
                     retry_after=1,
                 ),
             )
             return
-        self.nr_conns += 1
         conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        self._count(conn, 1)
         self._await_request(conn, b"", kept_alive=False)
+
+    def _count(self, conn: TConn, change: int) -> None:
+        self.nr_conns += change
+        port = conn.server[1] if isinstance(conn.server, tuple) else None
+        if port in self.open_by_port:
+            self.open_by_port[port] += change
+
+    def _pause_accepting(self, error: OSError) -> None:
+        """Out of file descriptors: stop accepting for a moment instead of failing (or spinning)."""
+        now = time.monotonic()
+        if now - self._last_fd_warning >= 10:
+            self._last_fd_warning = now
+            self.log.warning("cannot accept connections (%s): pausing new connections for a moment", error)
+        self._accept_paused_until = now + 0.5
+        self.set_accept_enabled(False)
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        if enabled and time.monotonic() < self._accept_paused_until:
+            return
+        super().set_accept_enabled(enabled)
 
     def _body_limit(self, conn: TConn) -> int:
         port = conn.server[1] if isinstance(conn.server, tuple) else None
@@ -245,19 +279,23 @@ class RequestBufferingWorker(ThreadWorker):
 
     def _drop(self, entry: Arriving, reply: bytes = b"") -> None:
         self._forget(entry)
-        self.nr_conns -= 1
+        self._count(entry.conn, -1)
         if reply:
             self._close_after(entry.conn.sock, reply)
         else:
             entry.conn.close()
 
-    def _close_oldest_idle(self) -> bool:
-        """Close the kept-alive connection idle longest, to make room; False if none is idle.
+    def _close_oldest_idle(self, port: int) -> bool:
+        """Close the kept-alive connection on ``port`` idle longest, to make room; False if none is idle.
 
         A new connection whose first bytes the loop has not read yet is not idle,
         nor is a kept-alive one whose next request sits unread in the socket.
         """
-        idle = [entry for entry in self.arriving.values() if entry.kept_alive and not entry.framer.started]
+        idle = [
+            entry
+            for entry in self.arriving.values()
+            if entry.kept_alive and not entry.framer.started and entry.conn.server[1] == port
+        ]
         for entry in sorted(idle, key=lambda entry: entry.deadline):
             try:
                 waiting = entry.conn.sock.recv(1, socket.MSG_PEEK)
@@ -361,12 +399,12 @@ class RequestBufferingWorker(ThreadWorker):
                 # A pipelined next request may already sit in the parser's buffer.
                 self._await_request(conn, conn.parser.unreader.take_buffered(), kept_alive=True)
             else:
-                self.nr_conns -= 1
+                self._count(conn, -1)
                 # Not gunicorn's close_graceful, which waits up to 2 s for the client
                 # to close, in this main loop: every other connection would wait too.
                 conn.sock.setblocking(False)
                 self._close_after(conn.sock, b"")
         except Exception:
             self.log.exception("closing a connection after a failure")
-            self.nr_conns -= 1
+            self._count(conn, -1)
             conn.close()

@@ -61,6 +61,7 @@ class NodeConfig:
     header_timeout: float
     body_timeout: float
     max_connections: int
+    max_sync_connections: int
     max_buffered_bytes: int
     max_lookup_keywords: int
     max_keyword_length: int
@@ -290,6 +291,7 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         header_timeout=env_seconds(environ, "COUNTER_HEADER_TIMEOUT", 10.0),
         body_timeout=env_seconds(environ, "COUNTER_BODY_TIMEOUT", 60.0),
         max_connections=env_int(environ, "COUNTER_MAX_CONNECTIONS", 1000, 1, 1_000_000),
+        max_sync_connections=env_int(environ, "COUNTER_MAX_SYNC_CONNECTIONS", 256, 1, 1_000_000),
         max_buffered_bytes=env_int(environ, "COUNTER_MAX_BUFFERED_BYTES", 256 * 1024 * 1024, 0, 1 << 40),
         max_lookup_keywords=env_int(environ, "COUNTER_MAX_LOOKUP_KEYWORDS", 1000, 1, 1_000_000),
         max_keyword_length=env_int(environ, "COUNTER_MAX_KEYWORD_LENGTH", 1024, 1, 1 << 20),

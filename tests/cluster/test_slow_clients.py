@@ -203,6 +203,8 @@ def test_past_the_connection_limit_idle_connections_make_room_and_busy_ones_get_
         assert (status, reply["code"]) == (503, "too_many_connections")
         assert "COUNTER_MAX_CONNECTIONS" in str(reply["detail"])
         assert "Retry-After: 1" in head
+        # The sync port counts its own connections: peers still get in.
+        assert requests.get(node.sync_url + "/swagger", timeout=10).status_code == 200
     finally:
         for sock in busy:
             sock.close()
@@ -257,3 +259,22 @@ def test_a_request_the_http_parser_refuses_gets_a_json_error(make_node: Callable
         assert status == expected, (request[:40], head)
         assert "application/json" in head and reply["code"] and "nothing was counted" in str(reply["detail"])
     assert node.post("still serving") == {"tokens": 2, "keywords": 2}
+
+
+def test_out_of_file_descriptors_the_node_pauses_accepting_and_recovers(make_node: Callable[..., Node]) -> None:
+    # A hard limit of 200 open files for the whole node: far below what the connection limits ask for.
+    node = make_node(0)
+    node.command_prefix = ["prlimit", "--nofile=200:200", "--"]
+    node.start()
+    held: list[socket.socket] = []
+    try:
+        for _ in range(400):  # more than the worker can hold: accept() fails with EMFILE
+            with suppress(OSError):
+                held.append(open_socket(node, b"GET /keywords?keywords=a HTTP/1.1\r\n"))
+        wait_until(lambda: "cannot accept connections" in node.log(), 20, "the pause to be logged")
+    finally:
+        for sock in held:
+            sock.close()
+    wait_until(lambda: requests.get(node.public_url + "/healthz", timeout=5).ok, 30, "the node to serve again")
+    assert node.post("after the flood") == {"tokens": 3, "keywords": 3}
+    assert node.stop() == 0
