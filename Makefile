@@ -30,7 +30,8 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-## Chromium renders the browsable API and Swagger UI in the page tests; Redis and
+## Chromium renders the browsable API and Swagger UI in the page tests, Prometheus
+## scrapes a node in the metrics test; Redis and
 ## wrk serve the benchmarks' smoke run.
 system-deps:
 	@bash deploy/install-system-deps.sh

@@ -12,6 +12,7 @@ import math
 import os
 from typing import Any
 
+from counter_site.logging import formatter_config
 from storage_app.core.config import load_config
 
 _config = load_config(os.environ)
@@ -37,7 +38,9 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "node": {"format": f"%(asctime)s node={_config.node_id} %(levelname)s gunicorn: %(message)s"},
+        "node": formatter_config(
+            _config.log_format, f"%(asctime)s node={_config.node_id} %(levelname)s gunicorn: %(message)s"
+        ),
     },
     # gunicorn's own defaults name these two handlers; ours replace them.
     "handlers": {

@@ -70,7 +70,7 @@ class RateLimitMiddleware:
 
     Answers 429 with Retry-After past it. The address is the TCP peer's: behind
     a proxy every client shares the proxy's bucket, so limit at the proxy instead.
-    Health and readiness probes are never limited.
+    Health and readiness probes and /metrics (monitoring) are never limited.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -104,4 +104,19 @@ class RateLimitMiddleware:
         return response
 
 
-_PROBES = frozenset({"/healthz", "/readyz"})
+_PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class MetricsMiddleware:
+    """Counts every answered request and its time for /metrics (outermost, so all time is in it)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from counter_site.metrics import record_request  # imports the apps: not before Django is set up
+
+        started = time.perf_counter()
+        response = self.get_response(request)
+        record_request(request, response, time.perf_counter() - started)
+        return response

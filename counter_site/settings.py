@@ -14,6 +14,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from counter_site.logging import formatter_config
 from storage_app.core.config import ConfigError, load_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "counter_site.middleware.MetricsMiddleware",
     # Headers for the pages (browsable API, Swagger UI): nosniff, referrer and opener policy, no framing.
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -140,7 +142,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"node": {"()": "counter_site.logging.NodeFilter"}},
     "formatters": {
-        "node": {"format": "%(asctime)s node=%(node_id)s %(levelname)s %(name)s: %(message)s"},
+        "node": formatter_config(
+            COUNTER.log_format, "%(asctime)s node=%(node_id)s %(levelname)s %(name)s: %(message)s"
+        ),
     },
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "formatter": "node", "filters": ["node"]},

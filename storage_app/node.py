@@ -83,6 +83,11 @@ class Node:
         self._key_turns: dict[bytes, list[Any]] = {}
         self._key_turns_lock = threading.Lock()
         self._keys_written_sequence = 0
+        # For /metrics: texts and tokens counted (replays excluded), and the last snapshot written.
+        self.texts_indexed = 0
+        self.tokens_indexed = 0
+        self._stats_lock = threading.Lock()
+        self.last_dump: DumpResult | None = None
         self.wal: WriteAheadLog | None = None
         self._ready = threading.Event()
         self._recovery_started = False
@@ -311,6 +316,9 @@ class Node:
             with self._writes:
                 self._writes_in_flight -= 1
                 self._writes.notify_all()
+        with self._stats_lock:
+            self.texts_indexed += 1
+            self.tokens_indexed += token_count
         return IndexResult(tokens=token_count, keywords=len(keys))
 
     def lookup(self, words: list[str]) -> list[tuple[str, int]]:
@@ -458,7 +466,8 @@ class Node:
                 self.wal.remove_segments_before(keep_from)
         seconds = time.perf_counter() - started
         logger.debug("dumped %d keys (%d bytes) in %.3f s", written.keys, written.size_bytes, seconds)
-        return DumpResult(written=True, keys=written.keys, size_bytes=written.size_bytes, seconds=seconds)
+        self.last_dump = DumpResult(written=True, keys=written.keys, size_bytes=written.size_bytes, seconds=seconds)
+        return self.last_dump
 
     # --- idempotency keys ------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ class NodeConfig:
     tokenizer_processes: int
     internal_token: str
     log_level: str
+    log_format: str
     sync_token: str
     sync_insecure: bool
     anti_entropy_interval: float
@@ -275,6 +276,7 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         tokenizer_processes=env_int(environ, "COUNTER_TOKENIZER_PROCESSES", os.cpu_count() or 1, 0, 64),
         internal_token=_raw(environ, "COUNTER_INTERNAL_TOKEN", ""),
         log_level=env_choice(environ, "COUNTER_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+        log_format=env_choice(environ, "COUNTER_LOG_FORMAT", "text", ("text", "json")),
         sync_token=sync_token,
         sync_insecure=sync_insecure,
         anti_entropy_interval=env_seconds(environ, "COUNTER_ANTI_ENTROPY_INTERVAL", 30.0),

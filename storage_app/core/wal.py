@@ -185,6 +185,33 @@ def _cut(path: Path, offset: int, problem: str, repair: bool) -> None:
             os.fsync(handle.fileno())
 
 
+class DurationHistogram:
+    """Counts of durations by upper bound (cumulative, like Prometheus buckets), their sum and count."""
+
+    BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+    def __init__(self) -> None:
+        self._counts = [0] * (len(self.BOUNDS) + 1)  # the last: above every bound
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        index = next((i for i, bound in enumerate(self.BOUNDS) if seconds <= bound), len(self.BOUNDS))
+        with self._lock:
+            self._counts[index] += 1
+            self._sum += seconds
+
+    def snapshot(self) -> tuple[list[tuple[float, int]], float, int]:
+        """``([(bound, count at or below it), ..., (inf, count)], sum, count)``."""
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative, running = [], 0
+        for bound, count in zip((*self.BOUNDS, float("inf")), counts, strict=True):
+            running += count
+            cumulative.append((bound, running))
+        return cumulative, total, running
+
+
 class WriteAheadLog:
     """Appends records with group commit; see the module docstring."""
 
@@ -213,6 +240,7 @@ class WriteAheadLog:
         # Unbuffered: a failed write must leave nothing behind to be written later.
         self._fd = self._open_segment(next_lsn)
         self._unsynced = False
+        self.fsync_times = DurationHistogram()  # for /metrics
         self._last_sync = time.monotonic()
         self._syncer: threading.Thread | None = None
 
@@ -307,7 +335,7 @@ class WriteAheadLog:
             must_sync = self.fsync_mode == "always" or any(sync for _, sync in batch)
             if must_sync or time.monotonic() - self._last_sync >= 1.0:
                 # In interval mode the writer itself syncs under steady load (the syncer thread when idle).
-                os.fsync(self._fd)
+                self._fsync()
                 self._last_sync = time.monotonic()
             else:
                 self._unsynced = True
@@ -357,10 +385,15 @@ class WriteAheadLog:
                 return
             self._unsynced = False
             try:
-                os.fsync(self._fd)
+                self._fsync()
                 self._last_sync = time.monotonic()
             except OSError as error:
                 logger.error("write-ahead log fsync failed: %s", error)
+
+    def _fsync(self) -> None:
+        started = time.perf_counter()
+        os.fsync(self._fd)
+        self.fsync_times.observe(time.perf_counter() - started)
 
     def remove_segments_before(self, lsn: int) -> int:
         """Delete segments whose records all have LSNs below ``lsn``; return how many."""

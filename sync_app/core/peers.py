@@ -127,7 +127,19 @@ class PeerLink:
     def succeeded(self) -> None:
         status = self.status
         if status.reachable is False:
-            logger.info("seed %s is reachable again after %d failed rounds", self.http.url, status.consecutive_failures)
+            logger.info(
+                "seed %s is reachable again after %d failed rounds",
+                self.http.url,
+                status.consecutive_failures,
+                extra={
+                    "fields": {
+                        "peer": self.http.url,
+                        "peer_id": status.node_id,
+                        "state": "up",
+                        "failed_rounds": status.consecutive_failures,
+                    }
+                },
+            )
         status.reachable = True
         status.last_success = time.time()
         status.last_error = None
@@ -161,11 +173,28 @@ class PeerLink:
             if message != self.last_error_logged:
                 logger.error("seed %s refuses to sync: %s", self.http.url, message)
         elif status.reachable is not False:
-            logger.warning("seed %s is unreachable: %s", self.http.url, message)
+            logger.warning(
+                "seed %s is unreachable: %s",
+                self.http.url,
+                message,
+                extra={"fields": {"peer": self.http.url, "peer_id": status.node_id, "state": "down", "error": message}},
+            )
             self.last_down_log = now
         elif now - self.last_down_log >= STILL_DOWN_LOG_EVERY:
             logger.warning(
-                "seed %s still unreachable (%d failed rounds): %s", self.http.url, status.consecutive_failures, message
+                "seed %s still unreachable (%d failed rounds): %s",
+                self.http.url,
+                status.consecutive_failures,
+                message,
+                extra={
+                    "fields": {
+                        "peer": self.http.url,
+                        "peer_id": status.node_id,
+                        "state": "down",
+                        "error": message,
+                        "failed_rounds": status.consecutive_failures,
+                    }
+                },
             )
             self.last_down_log = now
         self.last_error_logged = message

@@ -91,21 +91,26 @@ def test_stalled_and_trickling_connections_do_not_slow_other_clients(make_node: 
     # Deadlines longer than the test, so every attacking connection stays open throughout.
     node = make_node(0, {"COUNTER_HEADER_TIMEOUT": "120", "COUNTER_BODY_TIMEOUT": "120"}).start()
     client_requests(node, 10)  # warm-up: imports, first tokenizer round trips
-    idle = client_requests(node, 50)
-    with attack(node) as sockets:
-        wait_until(lambda: all(still_open(sock) for sock in sockets), 10, "the attack connections to be open")
-        attacked = client_requests(node, 50)
-        open_during = sum(still_open(sock) for sock in sockets)
+    # Idle and attacked rounds alternate, so that a change in the machine's load
+    # (other tests run beside this one) weighs on both sides alike.
+    idle: list[float] = []
+    attacked: list[float] = []
+    for _round in range(3):
+        idle += client_requests(node, 20)
+        with attack(node) as sockets:
+            wait_until(lambda: all(still_open(sock) for sock in sockets), 10, "the attack connections to be open")
+            attacked += client_requests(node, 20)
+            open_during = sum(still_open(sock) for sock in sockets)
+        assert open_during == STALLED_HEADS + TRICKLING_BODIES, "the attack was not held throughout"
     idle_median, attacked_median = statistics.median(idle), statistics.median(attacked)
     print(
         f"median latency idle {idle_median * 1000:.2f} ms, under {STALLED_HEADS} stalled heads and "
         f"{TRICKLING_BODIES} trickling bodies {attacked_median * 1000:.2f} ms "
         f"({attacked_median / idle_median:.2f}x); slowest under attack {max(attacked) * 1000:.1f} ms"
     )
-    assert open_during == STALLED_HEADS + TRICKLING_BODIES, "the attack was not held throughout"
     assert attacked_median <= 3 * idle_median
     # Still serving afterwards, and every fast client's text was counted once.
-    assert node.counts(["fast", "client"]) == {"fast": 110, "client": 110}
+    assert node.counts(["fast", "client"]) == {"fast": 130, "client": 130}
 
 
 class ReplyReader:
