@@ -67,7 +67,7 @@ class NodeClient:
         except requests.ConnectTimeout:
             raise NodeUnreachable(f"node at {self.base_url} did not accept a connection in time") from None
         except requests.ConnectionError as error:
-            if _refused(error):
+            if is_connection_refused(error):
                 raise NodeNotRunning(f"node at {self.base_url} is not running: {error}") from None
             raise NodeUnreachable(f"node at {self.base_url} is not answering: {error}") from None
         except requests.RequestException as error:
@@ -104,7 +104,7 @@ class NodeClient:
         self.session.close()
 
 
-def _refused(error: BaseException) -> bool:
+def is_connection_refused(error: BaseException) -> bool:
     """Was the connection refused (nothing listening), as opposed to cut or timed out?"""
     seen: BaseException | None = error
     while seen is not None:

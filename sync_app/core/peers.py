@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import requests
 
 from storage_app.core.errors import CounterError
-from storage_app.core.node_client import NodeError
+from storage_app.core.node_client import NodeError, is_connection_refused
 from sync_app.core.protocol import Message
 from sync_app.core.replication import LocalNode, PeerSession, PeerStatus
 from sync_app.core.transport import PeerHttpError
@@ -28,6 +28,9 @@ from sync_app.core.transport import PeerHttpError
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
+# A refused connection (nothing listens yet: a seed still starting) costs nothing
+# to retry, and a seed that starts late should be met within seconds, not 30.
+REFUSED_BACKOFF = 2.0
 STILL_DOWN_LOG_EVERY = 60.0
 NATIVE_PROBE_EVERY = 60.0
 
@@ -204,6 +207,8 @@ class PeerLink:
         status.consecutive_failures += 1
         status.bytes_sent, status.bytes_received = self.http.bytes_sent, self.http.bytes_received
         backoff = MAX_BACKOFF if refused else min(self.interval * 2 ** (status.consecutive_failures - 1), MAX_BACKOFF)
+        if not refused and is_connection_refused(error):
+            backoff = min(backoff, REFUSED_BACKOFF)
         self.next_attempt = now + backoff
 
 

@@ -10,7 +10,14 @@ import requests
 
 from storage_app.core.node_client import NodeUnreachable
 from storage_app.core.store import GCounterStore
-from sync_app.core.peers import MAX_BACKOFF, NATIVE_PROBE_EVERY, STILL_DOWN_LOG_EVERY, PeerLink, learned_from_every_seed
+from sync_app.core.peers import (
+    MAX_BACKOFF,
+    NATIVE_PROBE_EVERY,
+    REFUSED_BACKOFF,
+    STILL_DOWN_LOG_EVERY,
+    PeerLink,
+    learned_from_every_seed,
+)
 from sync_app.core.protocol import Message, decode, encode
 from sync_app.core.replication import PeerRefused, Replica
 from sync_app.core.transport import PeerHttpError
@@ -31,6 +38,7 @@ class FakeSeed:
         self.url = "http://seed:1"
         self.replica = replica
         self.down = down
+        self.refused = False
         self.native_requests = 0
         self.legacy_pushes: list[bytes] = []
         self.bytes_sent = self.bytes_received = 0
@@ -38,7 +46,9 @@ class FakeSeed:
     def send(self, message: Message) -> Message:
         self.native_requests += 1
         if self.down:
-            raise requests.ConnectionError("connection refused")
+            if self.refused:  # as requests raises it: the OS error inside urllib3's
+                raise requests.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+            raise requests.ConnectionError("connection timed out")
         if self.replica is None:
             raise PeerHttpError(self.url, 404, "404 page not found")
         try:
@@ -48,7 +58,9 @@ class FakeSeed:
 
     def push_legacy(self, body: bytes) -> None:
         if self.down:
-            raise requests.ConnectionError("connection refused")
+            if self.refused:  # as requests raises it: the OS error inside urllib3's
+                raise requests.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+            raise requests.ConnectionError("connection timed out")
         self.legacy_pushes.append(body)
 
 
@@ -103,6 +115,20 @@ def test_a_failing_seed_backs_off_exponentially_up_to_the_cap_and_is_retried_at_
     clock.now = link.next_attempt
     assert link.run(ours, legacy_body) == "native"
     assert link.next_attempt == 0.0 and link.status.consecutive_failures == 0
+
+
+def test_a_seed_that_refuses_connections_is_retried_every_two_seconds_at_most(clock: Clock) -> None:
+    """Nothing listening yet (a seed still starting): the backoff stops at REFUSED_BACKOFF."""
+    seed = FakeSeed(down=True)
+    seed.refused = True
+    link = link_to(seed, clock, interval=1.0)
+    ours = Replica(GCounterStore(), 0, "words")
+    waits = []
+    for _ in range(5):
+        assert link.run(ours, legacy_body) == "failed"
+        waits.append(link.next_attempt - clock.now)
+        clock.now = link.next_attempt
+    assert waits == [1, REFUSED_BACKOFF, REFUSED_BACKOFF, REFUSED_BACKOFF, REFUSED_BACKOFF]
 
 
 def test_a_dead_seed_is_logged_when_down_once_a_minute_and_when_back(
