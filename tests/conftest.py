@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from storage_app.core.config import NodeConfig
 from storage_app.node import Node, current_node, replace_node
 from tests.cluster.nodes import Node as NodeProcess
+from tests.cluster.proxy import FaultProxy
 
 
 class PortClient(APIClient):
@@ -80,3 +81,12 @@ def make_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
                 node.process.wait(30)
             except Exception:  # noqa: BLE001 - last resort: the kernel stops its children (parent-death signal)
                 node.kill()
+
+
+@pytest.fixture
+def proxies() -> Iterator[list[FaultProxy]]:
+    """Fault proxies a test creates (append them); every one is stopped at the end."""
+    created: list[FaultProxy] = []
+    yield created
+    for proxy in created:
+        proxy.stop()

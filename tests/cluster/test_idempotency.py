@@ -9,7 +9,7 @@ test shows that side of the line too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -71,14 +71,6 @@ def test_a_kill_9_between_the_two_sends_changes_nothing(make_node: Callable[...,
     for key, text in TEXTS:
         assert post(b, text, key).headers["Idempotent-Replayed"] == "true"
     wait_until(lambda: exact(a) and exact(b), 30, "both nodes to agree")
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[FaultProxy]]:
-    created: list[FaultProxy] = []
-    yield created
-    for proxy in created:
-        proxy.stop()
 
 
 def test_a_retry_that_overtakes_replication_is_counted_again(

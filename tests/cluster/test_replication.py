@@ -10,7 +10,7 @@ import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -85,14 +85,6 @@ def test_concurrent_writes_on_three_nodes_converge_exactly(make_node: Callable[.
     wait_until(caught_up, 20, "every peer native, reachable, with no lag")
     for node in nodes:
         assert node.stop() == 0, node.log()
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[FaultProxy]]:
-    created: list[FaultProxy] = []
-    yield created
-    for proxy in created:
-        proxy.stop()
 
 
 def test_a_partitioned_node_keeps_serving_and_everything_converges_after_healing(
