@@ -111,12 +111,15 @@ class MetricsMiddleware:
     """Counts every answered request and its time for /metrics (outermost, so all time is in it)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        # Imported here, once: the metrics module imports the apps, which this module must not
+        # do at import time (settings name it before Django is set up).
+        from counter_site.metrics import record_request
+
         self.get_response = get_response
+        self.record_request = record_request
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from counter_site.metrics import record_request  # imports the apps: not before Django is set up
-
         started = time.perf_counter()
         response = self.get_response(request)
-        record_request(request, response, time.perf_counter() - started)
+        self.record_request(request, response, time.perf_counter() - started)
         return response
