@@ -77,7 +77,14 @@ class PeerSerializer(serializers.Serializer):
     keys_received = serializers.IntegerField(min_value=0)
     bytes_sent = serializers.IntegerField(min_value=0)
     bytes_received = serializers.IntegerField(min_value=0)
-    lag = serializers.IntegerField(allow_null=True, help_text="This node's changes the peer has not acknowledged.")
+    lag = serializers.IntegerField(
+        allow_null=True,
+        help_text="This node's changes at the start of the last round that the peer has not acknowledged.",
+    )
+    handed_over = serializers.BooleanField(
+        default=False,
+        help_text="The node leaves (decommission) and the peer holds every change it had when it began to.",
+    )
     rounds = serializers.IntegerField(min_value=0)
     anti_entropy_rounds = serializers.IntegerField(min_value=0)
     clash = serializers.CharField(allow_null=True, help_text="The peer runs with this node's id and started first.")

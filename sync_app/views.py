@@ -116,7 +116,9 @@ class ClusterView(APIView):
             "slot from every seed (they are in its reads, and replicated once added to its slot). `peers`: for each "
             "seed, its address, node id, mode (native, legacy for counter-app, refused, self), whether it is "
             "reachable, the last successful sync and anti-entropy (Unix time), keys and bytes sent and received, "
-            "errors, the last error, and `lag`: how many of this node's changes the peer has not acknowledged yet."
+            "errors, the last error, `lag`: how many of the changes this node had when the last round began the "
+            "peer has not acknowledged, and `handed_over`: while this node leaves, whether the peer holds every "
+            "change it had when it began to."
         ),
         responses={200: ClusterSerializer, 401: READ_TOKEN_REQUIRED},
     )

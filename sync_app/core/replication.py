@@ -314,7 +314,9 @@ class PeerStatus:
     keys_received: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
-    lag: int | None = None  # our changes the peer has not acknowledged
+    lag: int | None = None  # our changes at the start of the last round that the peer has not acknowledged
+    # Decommission: the peer has acknowledged every change this node had when it began to leave.
+    handed_over: bool = False
     rounds: int = 0
     anti_entropy_rounds: int = 0
     # Our incarnation (hex) when anti-entropy with the peer last completed: from then on
@@ -353,16 +355,29 @@ class PeerSession:
         self.peer_incarnation: int | None = None
         self.local_incarnation: int | None = None
         self.next_anti_entropy = 0.0  # monotonic time; 0 = at the first round
+        # Set when this node begins to leave: our journal position then (no own writes after it).
+        self.handover_point: Cursor | None = None
 
     def run_round(self, local: LocalNode) -> None:
         """Anti-entropy if due, then exchanges until both sides have sent everything."""
         self.status.rounds += 1
+        # Changes merged from other peers while this round runs are the next round's: lag
+        # counts what we had when it began, so that a busy cluster can still show 0.
+        started_at = local.hello().sequence
         if self.clock() >= self.next_anti_entropy:
             self.anti_entropy(local)
         for _ in range(MAX_ROUNDS_PER_CALL):
             if self.exchange(local):
                 break
-        self.status.lag = max(0, local.hello().sequence - self.push_cursor.sequence) if self.push_cursor else None
+        pushed = self.push_cursor
+        self.status.lag = max(0, started_at - pushed.sequence) if pushed else None
+        point = self.handover_point
+        self.status.handed_over = (
+            pushed is not None
+            and point is not None
+            and pushed.incarnation == point.incarnation
+            and pushed.sequence >= point.sequence
+        )
 
     def exchange(self, local: LocalNode) -> bool:
         """One exchange; True when neither side had more to send."""

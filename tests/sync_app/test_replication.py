@@ -7,7 +7,7 @@ import pytest
 
 from storage_app.core.store import GCounterStore
 from sync_app.core.journal import ChangeJournal
-from sync_app.core.protocol import Message, decode, encode
+from sync_app.core.protocol import Cursor, Message, decode, encode
 from sync_app.core.replication import DuplicateNodeId, OwnAddress, PeerRefused, PeerSession, Replica
 
 
@@ -62,6 +62,42 @@ def test_writes_on_both_sides_converge_through_deltas(pair) -> None:
     a_to_b.run_round(a)
     assert a_to_b.remote.bytes - before < 300
     assert a_to_b.status.lag == 0
+
+
+def test_lag_counts_only_what_this_node_had_when_the_round_began(pair) -> None:
+    a, b, a_to_b, b_to_a = pair
+    a_to_b.run_round(a)
+    b_to_a.run_round(b)
+    # b is written during every round: what a merges from it is b's own, never a's lag.
+    send = a_to_b.remote.send
+
+    def busy_send(message: Message) -> Message:
+        b.store.increment(1, {key(7): 1})
+        return send(message)
+
+    a_to_b.remote.send = busy_send
+    for _ in range(3):
+        a.store.increment(0, {key(1): 1})
+        a_to_b.run_round(a)
+        assert a_to_b.status.lag == 0
+    assert b.store.read([key(1)]) == [3]
+
+
+def test_a_leaving_node_is_handed_over_once_the_peer_acknowledged_its_position(pair) -> None:
+    a, b, a_to_b, _ = pair
+    a_to_b.run_round(a)
+    a.store.increment(0, {key(n): 1 for n in range(10)})
+    hello = a.hello()
+    a_to_b.handover_point = Cursor(hello.incarnation, hello.sequence)
+    assert a_to_b.status.handed_over is False
+    a_to_b.remote.up = False
+    with pytest.raises(ConnectionError):
+        a_to_b.run_round(a)
+    assert a_to_b.status.handed_over is False
+    a_to_b.remote.up = True
+    a_to_b.run_round(a)
+    assert a_to_b.status.handed_over is True
+    assert b.store.read([key(3)]) == [1]
 
 
 def test_a_delta_is_proportional_to_the_changed_keys(pair) -> None:

@@ -26,7 +26,7 @@ from sync_app.core.transport import InternalNode
 
 
 def _unfinished(status: dict[str, Any]) -> list[str]:
-    """The members that are up and have not yet had a round since the node said it leaves, with all its changes."""
+    """The members that are up and do not yet hold every change this node had when it began to leave."""
     since = status.get("leaving_since")
     if since is None:
         return ["runsync has not started telling the members yet"]
@@ -35,7 +35,7 @@ def _unfinished(status: dict[str, Any]) -> list[str]:
         if peer["state"] != "up" or peer["mode"] not in ("native", "legacy", "unknown"):
             continue
         # counter-app peers take whole pushes: any push since holds everything.
-        caught_up = peer.get("lag") == 0 or peer["mode"] == "legacy"
+        caught_up = peer.get("handed_over") or peer["mode"] == "legacy"
         if not ((peer.get("last_success") or 0) > since and caught_up):
             unfinished.append(f"node {peer['node_id']} ({peer['url']})")
     return unfinished

@@ -27,7 +27,7 @@ from storage_app.management.loop_command import LoopCommand
 from sync_app.auth import sync_token_header
 from sync_app.core.legacy_protocol import encode_legacy_sync
 from sync_app.core.peers import PeerLink
-from sync_app.core.protocol import MemberInfo
+from sync_app.core.protocol import Cursor, MemberInfo
 from sync_app.core.transport import HttpPeer, InternalNode
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class Command(LoopCommand):
         # What this node tells its peers of the cluster in each exchange (from the node's answer
         # to our reports: itself first).
         self.advertised: tuple[MemberInfo, ...] = (MemberInfo(config.node_id, config.advertise_url),)
+        self.handover_point: Cursor | None = None  # the node's journal position when it began to leave
         for url in config.seeds:
             self.add_link(url)
         self.latest = 0  # the node's change sequence, as the watcher last saw it
@@ -76,6 +77,7 @@ class Command(LoopCommand):
             anti_entropy_interval=config.anti_entropy_interval,
         )
         link.session.advertised = lambda: self.advertised
+        link.session.handover_point = self.handover_point
         self.links.append(link)
         self.outcomes[url] = "not yet"
         return link
@@ -86,9 +88,7 @@ class Command(LoopCommand):
             return
         self.advertised = tuple(MemberInfo.from_list(item) for item in members)
         if self.advertised[0].state == "left" and self.leaving_since is None:
-            # Every round from now on tells the peers this node leaves.
-            self.leaving_since = time.time()
-            logger.info("this node leaves the cluster: telling every member")
+            self.begin_handover()
         self.min_width = max(self.min_width, *(info.node_id + 1 for info in self.advertised))
         self.drop_duplicate_links()
         by_url = {link.http.url: link for link in self.links}
@@ -103,6 +103,23 @@ class Command(LoopCommand):
             if link is None and info.url != self.config.advertise_url:
                 logger.info("member %d (%s) is new to this node: syncing with it too", info.node_id, info.url)
                 self.add_link(info.url)
+
+    def begin_handover(self) -> None:
+        """The node leaves: every round from now on tells the peers, and each link watches for the handover.
+
+        The node takes no client writes any more, so its journal position now
+        holds every change of its own: a peer that has acknowledged it holds them all.
+        """
+        try:
+            me = self.local.hello()
+        except NodeError as error:
+            logger.debug("position to hand over not known yet: %s", error)
+            return  # the next report tries again
+        self.handover_point = Cursor(me.incarnation, me.sequence)
+        for link in self.links:
+            link.session.handover_point = self.handover_point
+        self.leaving_since = time.time()
+        logger.info("this node leaves the cluster: telling every member")
 
     def drop_duplicate_links(self) -> None:
         """A member reached both as a configured seed and at its advertised URL: keep the seed's link.
