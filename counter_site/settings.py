@@ -106,6 +106,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "counter_site" / "static"]  # the dashboard's script and stylesheet
 # WhiteNoise serves DRF's and Swagger UI's files straight from the installed
 # packages: the node needs no collectstatic step and no CDN.
 WHITENOISE_USE_FINDERS = True

@@ -15,3 +15,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "counter_site.settings")
 os.environ["COUNTER_SERVING"] = "1"
 
 application = get_wsgi_application()
+
+# The dashboard's charts show the last minutes as soon as a page opens.
+from counter_site.dashboard import start_sampling  # noqa: E402 - needs the application set up
+
+start_sampling()

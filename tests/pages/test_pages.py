@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -10,15 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.nodes import Node
+from tests.pages.browser import chromium
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("pages")]
-
-
-def chromium() -> str:
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        pytest.fail("Chromium is needed for the page tests: `make test` installs it (deploy/install-system-deps.sh)")
-    return binary
 
 
 def render(url: str, profile: Path, screenshot: Path | None = None) -> str:
@@ -53,7 +46,9 @@ def test_swagger_ui_renders_every_public_operation_from_the_node_alone(
     dom = render(node.public_url + "/swagger/ui", tmp_path / "profile", screenshot=shot)
     # Rendered by Swagger UI's JavaScript from the node's own /swagger document:
     assert 'class="swagger-ui' in dom
-    assert dom.count('class="opblock opblock-') == 4, "GET /cluster, GET and POST /keywords, GET /keywords/{keyword}"
+    assert dom.count('class="opblock opblock-') == 5, (
+        "GET /cluster, GET /history, GET and POST /keywords, GET /keywords/{keyword}"
+    )
     assert "/keywords/{keyword}" in dom
     assert "Counter" in dom
     assert shot.stat().st_size > 10_000

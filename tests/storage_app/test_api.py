@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from unittest import mock
 
 import pytest
 
+from counter_site.dashboard import take_sample
+from storage_app.core.history import History, Sample
 from storage_app.node import TOKENIZE_IN_CHILD_FROM, Node
 from tests.conftest import PortClient, restart_node
 
@@ -131,7 +134,7 @@ def test_openapi_document_describes_the_public_operations(public_client: PortCli
     response = public_client.get("/swagger")
     assert response.status_code == 200
     schema = response.json()
-    assert set(schema["paths"]) == {"/cluster", "/keywords", "/keywords/{keyword}"}
+    assert set(schema["paths"]) == {"/cluster", "/history", "/keywords", "/keywords/{keyword}"}
     post = schema["paths"]["/keywords"]["post"]
     assert set(post["responses"]) == {"200", "400", "401", "409", "413", "429", "503", "507"}
     assert "text/plain" in post["requestBody"]["content"]
@@ -171,7 +174,7 @@ def test_a_write_token_guards_posts_and_leaves_reads_open(public_client: PortCli
 def test_a_read_token_guards_every_read_on_both_paths(public_client: PortClient) -> None:
     restart_node(public_read_token="r-token")
     assert post_text(public_client, "seen").status_code == 200, "writes stay open without a write token"
-    for path in ("/keywords?keywords=seen", "/keywords/seen", "/cluster"):
+    for path in ("/keywords?keywords=seen", "/keywords/seen", "/cluster", "/history"):
         for accept in ({}, {"HTTP_ACCEPT": "text/html"}):  # the plain JSON shortcut and DRF's own path
             refused = public_client.get(path, **accept)
             assert refused.status_code == 401, (path, accept, refused.content[:200])
@@ -186,3 +189,41 @@ def test_an_unknown_format_parameter_is_ignored_not_a_bare_404(public_client: Po
     assert response.status_code == 200 and response.json() == [{"key": "a", "count": 0}]
     posted = public_client.post("/keywords?format=nonsense", "counted anyway", content_type="text/plain")
     assert posted.status_code == 200 and posted.json() == {"tokens": 2, "keywords": 2}
+
+
+def test_root_is_the_dashboard_in_a_browser_and_links_for_everyone_else(public_client: PortClient) -> None:
+    links = public_client.get("/", HTTP_ACCEPT="*/*")
+    assert links["Content-Type"] == "application/json"
+    assert set(links.json()) == {"keywords", "cluster", "history", "metrics", "openapi", "swagger_ui"}
+    browser_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+    page = public_client.get("/", HTTP_ACCEPT=browser_accept)
+    assert page["Content-Type"].startswith("text/html")
+    html = page.content.decode()
+    assert 'src="/static/counter/dashboard.js"' in html and 'id="lookup"' in html and 'id="post"' in html
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html), "nothing from another host"
+    for asset in ("/static/counter/dashboard.js", "/static/counter/dashboard.css"):
+        assert public_client.get(asset).status_code == 200, asset
+
+
+def test_history_gives_keys_and_rates_from_the_samples(public_client: PortClient) -> None:
+    samples = History(interval=2.0, capacity=10)
+    samples.add(Sample(time=100.0, keys=0, texts=0, tokens=0, sync_bytes=0))
+    post_text(public_client, "one two three")
+    with mock.patch("counter_site.dashboard.HISTORY", samples):
+        samples.add(take_sample())
+        response = public_client.get("/history")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["interval"] == 2.0
+    first, second = body["points"]
+    assert first == {
+        "time": 100.0,
+        "keys": 0,
+        "texts_per_second": None,
+        "tokens_per_second": None,
+        "sync_bytes_per_second": None,
+    }
+    assert second["keys"] == 3
+    elapsed = second["time"] - 100.0
+    assert second["tokens_per_second"] == pytest.approx(3 / elapsed)
+    assert second["texts_per_second"] == pytest.approx(1 / elapsed)
