@@ -93,7 +93,9 @@ class NodeCollector(Collector):
                 family.add_metric([str(peer["node_id"])], float(peer.get(field) or 0))
             yield family
         lag = GaugeMetricFamily(
-            "counter_sync_lag_changes", "This node's changes the peer has not acknowledged.", labels=["peer"]
+            "counter_sync_lag_changes",
+            "This node's changes at the start of the last round that the peer has not acknowledged.",
+            labels=["peer"],
         )
         up = GaugeMetricFamily("counter_peer_up", "1 if the peer answered the last sync request.", labels=["peer"])
         for peer in peers:
