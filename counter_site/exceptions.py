@@ -16,6 +16,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from storage_app.core.batch import BadBatch
 from storage_app.core.errors import (
     BadSyncPayload,
     BodyIncomplete,
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 # Each error's status; a subclass takes its nearest listed ancestor's. Unlisted: 500.
 STATUS_OF: dict[type[CounterError], int] = {
     TextNotUtf8: status.HTTP_400_BAD_REQUEST,
+    BadBatch: status.HTTP_400_BAD_REQUEST,
     LookupTooLarge: status.HTTP_400_BAD_REQUEST,
     BadIdempotencyKey: status.HTTP_400_BAD_REQUEST,
     IdempotencyKeyReused: status.HTTP_409_CONFLICT,

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,16 +277,87 @@ class Node:
                 if not turn[1]:
                     del self._key_turns[key]
 
+    def index_batch(self, texts: list[bytes], keys: list[bytes | None]) -> list[IndexResult]:
+        """Count many UTF-8 texts at once, each under its own idempotency key (or none); one result per text.
+
+        All or nothing: the counted texts go to the log as one record, so a crash
+        keeps all of them or none. A text whose key was seen before is not counted
+        (its first reply comes back with ``replayed`` set), and so is a repeat of a
+        key earlier in the same batch. A key first used with another text raises
+        ``IdempotencyKeyReused`` and counts nothing of the batch. Other errors as ``index``.
+        """
+        if len(texts) != len(keys):
+            raise ValueError("one key (or None) per text")
+        self.require_ready()
+        with ExitStack() as turns:
+            for turn_key in sorted({key for key in keys if key is not None}):  # in order: no two batches deadlock
+                turns.enter_context(self._key_turn(turn_key))
+            now = _now_ms()
+            results: list[IndexResult | None] = [None] * len(texts)
+            repeats: dict[int, int] = {}  # index of a repeated key's text -> index of its first text
+            first_in_batch: dict[bytes, tuple[bytes, int]] = {}  # key -> (fingerprint, index)
+            to_count: list[int] = []
+            for index, (text, key) in enumerate(zip(texts, keys, strict=True)):
+                if key is None:
+                    to_count.append(index)
+                    continue
+                body_print = fingerprint(text)
+                earlier = self.idempotency.get(key, now)
+                if earlier is None and key in first_in_batch:
+                    earlier_print, earlier_index = first_in_batch[key]
+                    if earlier_print == body_print:
+                        repeats[index] = earlier_index
+                        continue
+                if earlier is not None and earlier.fingerprint == body_print:
+                    results[index] = IndexResult(tokens=earlier.tokens, keywords=earlier.keywords, replayed=True)
+                    continue
+                if earlier is not None or key in first_in_batch:
+                    raise IdempotencyKeyReused(
+                        f"The Idempotency-Key {key.decode()!r} was first used with a different text; nothing of "
+                        "the batch was counted. Use a new key for a new text."
+                    )
+                first_in_batch[key] = (body_print, index)
+                to_count.append(index)
+            counted = [(index, *self._tokenize(texts[index])) for index in to_count]
+            node_id = self.config.node_id
+            tag = b"".join(
+                Remembered(text_key, first_in_batch[text_key][0], tokens, len(text_keys), node_id, now).encode()
+                for index, tokens, text_keys, _ in counted
+                if (text_key := keys[index]) is not None
+            )
+            merged_keys, merged_amounts = _sum_by_key(
+                [text_keys for _, _, text_keys, _ in counted], [amounts for _, _, _, amounts in counted]
+            )
+            self._apply(merged_keys, merged_amounts, tag, texts=len(counted), tokens=sum(c[1] for c in counted))
+        for index, tokens, text_keys, _ in counted:
+            results[index] = IndexResult(tokens=tokens, keywords=len(text_keys))
+        for index, first in repeats.items():
+            original = results[first]
+            assert original is not None
+            results[index] = IndexResult(tokens=original.tokens, keywords=original.keywords, replayed=True)
+        return [result for result in results if result is not None]
+
     def _count(self, data: bytes, keyed: tuple[bytes, bytes] | None) -> IndexResult:
+        token_count, keys, amounts = self._tokenize(data)
+        tag = b""
+        if keyed is not None:
+            tag = Remembered(keyed[0], keyed[1], token_count, len(keys), self.config.node_id, _now_ms()).encode()
+        self._apply(keys, amounts, tag, texts=1, tokens=token_count)
+        return IndexResult(tokens=token_count, keywords=len(keys))
+
+    def _tokenize(self, data: bytes) -> tuple[int, KeyArray, KeyArray]:
+        """(tokens, distinct keys, their counts) of ``data``; a large text goes to a tokenizer process."""
         try:
             if len(data) >= TOKENIZE_IN_CHILD_FROM and (children := self._tokenizer_processes()) is not None:
-                token_count, keys, amounts = children.count(data)
-            else:
-                token_count, keys, amounts = count_as_arrays(self.keywords, data)
+                return children.count(data)
+            return count_as_arrays(self.keywords, data)
         except UnicodeDecodeError as error:
             raise TextNotUtf8(
                 f"Request body is not valid UTF-8 (byte {error.start}: {error.reason}); nothing was counted."
             ) from None
+
+    def _apply(self, keys: KeyArray, amounts: KeyArray, tag: bytes, texts: int, tokens: int) -> None:
+        """Log and count increments of this node's slot (pending while unproven), with the keys in ``tag``."""
         self.require_ready()
         if self.clash is not None:
             raise NodeIdClash(f"This node takes no writes: {self.clash}. Nothing was counted; write to another node.")
@@ -299,10 +370,6 @@ class Node:
             pending = self.unproven is not None
         try:
             node_id = self.config.node_id
-            tag = b""
-            if keyed is not None:
-                entry = Remembered(keyed[0], keyed[1], token_count, len(keys), node_id, _now_ms())
-                tag = entry.encode()
             assert self.wal is not None
             if pending and (len(keys) or tag):
                 self.wal.append(node_id, keys, amounts, self._apply_logged, kind=RecordKind.PENDING, tag=tag)
@@ -317,9 +384,8 @@ class Node:
                 self._writes_in_flight -= 1
                 self._writes.notify_all()
         with self._stats_lock:
-            self.texts_indexed += 1
-            self.tokens_indexed += token_count
-        return IndexResult(tokens=token_count, keywords=len(keys))
+            self.texts_indexed += texts
+            self.tokens_indexed += tokens
 
     def lookup(self, words: list[str]) -> list[tuple[str, int]]:
         """``(keyword as given, cluster-wide count)`` for each keyword, in order, duplicates kept.
@@ -588,6 +654,18 @@ def _now_ms() -> int:
 
 _current: Node | None = None
 _current_lock = threading.Lock()
+
+
+def _sum_by_key(keys: list[KeyArray], amounts: list[KeyArray]) -> tuple[KeyArray, KeyArray]:
+    """The distinct keys of several texts and each one's summed count (exact in uint64)."""
+    if not keys:
+        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.uint64)
+    if len(keys) == 1:
+        return keys[0], amounts[0]
+    distinct, where = np.unique(np.concatenate(keys), return_inverse=True)
+    sums = np.zeros(len(distinct), dtype=np.uint64)
+    np.add.at(sums, where, np.concatenate(amounts))
+    return distinct, sums
 
 
 def current_node() -> Node:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from storage_app.core.batch import MEDIA_TYPE as BATCH_MEDIA_TYPE
+from storage_app.core.batch import encode_results, parse_batch
 from storage_app.core.idempotency import MAX_KEY_BYTES, check_key
 from storage_app.http import read_body
 from storage_app.node import current_node
@@ -33,6 +35,10 @@ WRITE_TOKEN_REQUIRED = OpenApiResponse(
     ),
 )
 
+COUNTED = (
+    "Counted (or replayed): one object for a text (application/json); for a batch "
+    "(application/x-ndjson), one object per text, one per line."
+)
 LOOKUP_REFUSED = OpenApiResponse(
     ErrorSerializer,
     description=(
@@ -94,7 +100,12 @@ class KeywordsView(PlainJSONReads, APIView):
             "The body must not exceed COUNTER_MAX_BODY_BYTES (16 MiB by default). With an Idempotency-Key, "
             "a text sent again under the same key (to this node, or to another once the first node's "
             "increment has reached it) is counted once: the repeat gets the first reply and the header "
-            "`Idempotent-Replayed: true`."
+            "`Idempotent-Replayed: true`. With `Content-Type: application/x-ndjson` the body holds many texts, "
+            'one per line: a JSON string, or `{"text": "...", "key": "..."}` with that text\'s own idempotency '
+            "key (a line without one takes the header's key plus `/<n>`, n its position from 1). They are "
+            'counted all or none, and the answer has one line per text: `{"tokens": t, "keywords": k, '
+            '"replayed": false}` (`true`: a key seen before, counted once already). At most '
+            "COUNTER_MAX_BATCH_TEXTS texts (10,000 by default)."
         ),
         parameters=[
             OpenApiParameter(
@@ -110,13 +121,15 @@ class KeywordsView(PlainJSONReads, APIView):
                 ),
             )
         ],
-        request={"text/plain": OpenApiTypes.STR},
+        request={"text/plain": OpenApiTypes.STR, BATCH_MEDIA_TYPE: OpenApiTypes.STR},
         responses={
-            200: IndexResultSerializer,
+            (200, "application/json"): OpenApiResponse(IndexResultSerializer, description=COUNTED),
+            (200, BATCH_MEDIA_TYPE): OpenApiResponse(OpenApiTypes.STR, description=COUNTED),
             400: OpenApiResponse(
                 ErrorSerializer,
                 description=(
-                    "The body is not valid UTF-8, or the Idempotency-Key is empty or too long; nothing was counted."
+                    "The body is not valid UTF-8, or the Idempotency-Key is empty or too long, or (a batch) a "
+                    "line is not a JSON text or there are too many (code `invalid_batch`); nothing was counted."
                 ),
             ),
             401: WRITE_TOKEN_REQUIRED,
@@ -139,11 +152,17 @@ class KeywordsView(PlainJSONReads, APIView):
             ),
         },
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> Response | HttpResponse:
         node = current_node()
         header = request.META.get("HTTP_IDEMPOTENCY_KEY")
         key = check_key(header) if header is not None else None
-        result = node.index(read_body(request, node.config.max_body_bytes, "COUNTER_MAX_BODY_BYTES"), key)
+        body = read_body(request, node.config.max_body_bytes, "COUNTER_MAX_BODY_BYTES")
+        if request.META.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() == BATCH_MEDIA_TYPE:
+            batch = parse_batch(body, key, node.config.max_batch_texts)
+            results = node.index_batch([item.text for item in batch], [item.key for item in batch])
+            lines = encode_results([(result.tokens, result.keywords, result.replayed) for result in results])
+            return HttpResponse(lines, content_type=BATCH_MEDIA_TYPE)
+        result = node.index(body, key)
         response = Response({"tokens": result.tokens, "keywords": result.keywords})
         if result.replayed:
             response["Idempotent-Replayed"] = "true"

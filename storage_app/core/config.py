@@ -66,6 +66,7 @@ class NodeConfig:
     max_buffered_bytes: int
     max_lookup_keywords: int
     max_keyword_length: int
+    max_batch_texts: int
     rate_limit: float
     rate_burst: int
     idempotency_ttl: float
@@ -297,6 +298,7 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         max_buffered_bytes=env_int(environ, "COUNTER_MAX_BUFFERED_BYTES", 256 * 1024 * 1024, 0, 1 << 40),
         max_lookup_keywords=env_int(environ, "COUNTER_MAX_LOOKUP_KEYWORDS", 1000, 1, 1_000_000),
         max_keyword_length=env_int(environ, "COUNTER_MAX_KEYWORD_LENGTH", 1024, 1, 1 << 20),
+        max_batch_texts=env_int(environ, "COUNTER_MAX_BATCH_TEXTS", 10_000, 1, 1_000_000),
         rate_limit=env_rate(environ, "COUNTER_RATE_LIMIT"),
         rate_burst=env_int(environ, "COUNTER_RATE_BURST", 100, 1, 1_000_000),
         idempotency_ttl=env_seconds(environ, "COUNTER_IDEMPOTENCY_TTL", 24 * 3600.0),

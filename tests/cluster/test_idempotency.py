@@ -9,6 +9,7 @@ test shows that side of the line too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -71,6 +72,32 @@ def test_a_kill_9_between_the_two_sends_changes_nothing(make_node: Callable[...,
     for key, text in TEXTS:
         assert post(b, text, key).headers["Idempotent-Replayed"] == "true"
     wait_until(lambda: exact(a) and exact(b), 30, "both nodes to agree")
+
+
+def post_batch(node: Node, key: str) -> list[bool]:
+    """All of TEXTS in one NDJSON request under ``key``; whether each line was a replay."""
+    body = "".join(json.dumps(text) + "\n" for _, text in TEXTS)
+    response = requests.post(
+        node.public_url + "/keywords",
+        data=body.encode(),
+        headers={"Content-Type": "application/x-ndjson", "Idempotency-Key": key},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert all(line["tokens"] == 3 and line["keywords"] == 2 for line in lines)
+    return [line["replayed"] for line in lines]
+
+
+def test_a_batch_sent_again_after_a_kill_9_and_to_another_node_counts_once(make_node: Callable[..., Node]) -> None:
+    a, b = start_cluster(make_node, 2)
+    assert post_batch(a, "batch-key") == [False] * len(TEXTS)
+    crash(a)
+    a.start()
+    assert post_batch(a, "batch-key") == [True] * len(TEXTS)
+    wait_until(lambda: exact(b), 30, "the batch to reach b")
+    assert post_batch(b, "batch-key") == [True] * len(TEXTS)
+    assert exact(a) and exact(b)
 
 
 def test_a_retry_that_overtakes_replication_is_counted_again(
