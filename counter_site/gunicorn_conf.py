@@ -12,7 +12,7 @@ import math
 import os
 from typing import Any
 
-from counter_site.logging import formatter_config
+from counter_site.logging import formatter_config, gunicorn_logger_class
 from storage_app.core.config import load_config
 
 _config = load_config(os.environ)
@@ -32,6 +32,7 @@ graceful_timeout = 15
 limit_request_line = 8190
 accesslog = None
 errorlog = "-"
+logger_class = gunicorn_logger_class()
 loglevel = _config.log_level
 proc_name = f"counter-node-{_config.node_id}"
 logconfig_dict = {

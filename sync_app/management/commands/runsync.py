@@ -197,7 +197,8 @@ class Command(LoopCommand):
 
     def wait_between_steps(self, interval: float) -> None:
         """Until the node changes, a round ends, the next seed is due, or a stop is asked for."""
-        if self.watcher is None:
+        # Changes matter only to links: a node alone is not long-polled (a poll per write costs it).
+        if self.watcher is None and self.links:
             self.watcher = threading.Thread(target=self.watch_changes, args=(interval,), name="watch", daemon=True)
             self.watcher.start()
         now = time.monotonic()
