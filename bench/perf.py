@@ -48,6 +48,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -90,10 +91,11 @@ class Sizes:
     scaling_keys: list[int]
     scaling_corpus_bytes: int
     sync_window: float
+    load_seconds: float  # sustained indexing before the kill -9
 
 
-FULL = Sizes(5, None, 4_000_000, 5, 1_000_000, [10_000, 100_000, 1_000_000], 16_000_000, 4.0)
-SMOKE = Sizes(1, 400_000, 40_000, 1, 3_000, [1_000, 3_000], 200_000, 1.0)
+FULL = Sizes(5, None, 4_000_000, 5, 1_000_000, [10_000, 100_000, 1_000_000], 16_000_000, 4.0, 10.0)
+SMOKE = Sizes(1, 400_000, 40_000, 1, 3_000, [1_000, 3_000], 200_000, 1.0, 1.0)
 
 
 @dataclass
@@ -619,7 +621,7 @@ def measure_reads(results: Results, node: Node, redis_port: int, words: list[str
     results.notes["read_word"] = words[0]
 
 
-def measure_memory_and_snapshots(results: Results, workdir: Path, sizes: Sizes) -> None:
+def measure_memory_and_snapshots(results: Results, workdir: Path, chunks: list[bytes], sizes: Sizes) -> None:
     """Figures 3 and 4 on one new node loaded through its sync port."""
     keys = sizes.memory_keys
     # Dumps only when asked, so each one is timed on its own.
@@ -661,6 +663,75 @@ def measure_memory_and_snapshots(results: Results, workdir: Path, sizes: Sizes) 
         node.wait_ready(120)
         results.figure("start_killed_seconds").values.append(time.monotonic() - started)
         node.stop()
+    for run in range(sizes.runs):
+        progress(f"start-up: after kill -9 in the middle of sustained indexing, {run + 1}/{sizes.runs}")
+        restart_under_load(results, node, chunks, sizes.load_seconds)
+
+
+class IndexingClient(threading.Thread):
+    """Posts chunks on one keep-alive connection until the node goes away; counts acknowledged tokens."""
+
+    def __init__(self, node: Node, chunks: list[bytes]) -> None:
+        super().__init__(daemon=True)
+        self.node, self.chunks = node, chunks
+        self.acknowledged = 0
+        self.unanswered = 0  # tokens of the chunk in flight when the node went away: counted or not
+
+    def run(self) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.node.public_port, timeout=60)
+        index = 0
+        while True:
+            chunk = self.chunks[index % len(self.chunks)]
+            index += 1
+            try:
+                connection.request("POST", "/keywords", body=chunk, headers={"Content-Type": "text/plain"})
+                response = connection.getresponse()
+                body = response.read()
+            except (OSError, http.client.HTTPException):
+                self.unanswered = Keywords("words").count(chunk)[0]
+                return
+            if response.status != 200:
+                raise RuntimeError(f"POST /keywords answered {response.status}: {body[:300]!r}")
+            self.acknowledged += json.loads(body)["tokens"]
+
+
+def own_slot_total(node: Node) -> int:
+    """The sum of the node's own slot over every key (its state through the internal route)."""
+    token = (node.workdir / "data" / f"node-{node.node_id}.internal-token").read_text().strip()
+    state = requests.get(node.sync_url + "/internal/state", headers={"X-Counter-Internal-Token": token}, timeout=300)
+    state.raise_for_status()
+    return int(decode_snapshot(state.content).slots[:, node.node_id].sum())
+
+
+def restart_under_load(results: Results, node: Node, chunks: list[bytes], seconds: float) -> None:
+    """kill -9 while CLIENTS clients index 64 KB chunks flat out; time the start and check no count was lost."""
+    node.env.pop("COUNTER_DUMP_INTERVAL", None)  # the default checkpoints, not the hourly ones of the dump figures
+    node.start()
+    before = own_slot_total(node)
+    clients = [IndexingClient(node, chunks[index::CLIENTS]) for index in range(CLIENTS)]
+    for client in clients:
+        client.start()
+    time.sleep(seconds)
+    wal = node.workdir / "data" / f"node-{node.node_id}.wal"
+    log_bytes = sum(path.stat().st_size for path in wal.glob("*") if path.is_file())
+    crash(node)
+    for client in clients:
+        client.join(60)
+    started = time.monotonic()
+    node.start(wait=False)
+    node.wait_ready(120)
+    results.figure("start_under_load_seconds").values.append(time.monotonic() - started)
+    results.figure("log_mb_at_kill").values.append(log_bytes / 1e6)
+    counted = own_slot_total(node) - before
+    acknowledged = sum(client.acknowledged for client in clients)
+    maybe = sum(client.unanswered for client in clients)
+    if not acknowledged <= counted <= acknowledged + maybe:
+        raise RuntimeError(
+            f"after kill -9 under load the node holds {counted} new counts; {acknowledged} were acknowledged "
+            f"and {maybe} were in flight"
+        )
+    results.notes["acknowledged_under_load"] = acknowledged
+    node.stop()
 
 
 def measure_scaling(results: Results, workdir: Path, chunks: list[bytes], words: list[str], sizes: Sizes) -> None:
@@ -846,6 +917,9 @@ def report(results: Results, command: str, go: dict[str, Any] | None) -> str:
         f"under 3 s: {met(f['start_clean_seconds'].median < 3)} |",
         f"| start to serving after `kill -9` (s) | {f['start_killed_seconds'].text(2)} | under 3 s: "
         f"{met(f['start_killed_seconds'].median < 3)} |",
+        f"| start to serving after `kill -9` in the middle of sustained indexing ({CLIENTS} clients, 64 KB "
+        f"chunks, default settings; log at the kill: {f['log_mb_at_kill'].text(1)} MB) (s) | "
+        f"{f['start_under_load_seconds'].text(2)} | under 3 s: {met(f['start_under_load_seconds'].median < 3)} |",
         "",
         "### 5. Scaling with the store's size",
         "",
@@ -982,7 +1056,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="counter-perf-"))
     try:
         measure_indexing(results, workdir, chunks, small, sizes)
-        measure_memory_and_snapshots(results, workdir, sizes)
+        measure_memory_and_snapshots(results, workdir, chunks, sizes)
         measure_scaling(results, workdir, scaling_chunks, words, sizes)
         if not options.skip_go:
             progress("counter-app's Go map: installing Go if needed, measuring")
