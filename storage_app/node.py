@@ -109,6 +109,11 @@ class Node:
         # that add pending increments, so that no read sees them in both places.
         self._fold_view = threading.Lock()
         self._dump_lock = threading.Lock()
+        # The log's bytes_appended when the last snapshot began, and whether a checkpoint by
+        # log size is under way (COUNTER_CHECKPOINT_LOG_BYTES).
+        self._log_bytes_at_dump = 0
+        self._checkpointing = False
+        self._checkpoint_lock = threading.Lock()
         self._dumped_sequence = -1  # the store's change sequence at the last dump
         # Lowest log position of the current and the previous snapshot: the log is
         # kept from the previous one's on, so that either can be recovered from.
@@ -386,6 +391,33 @@ class Node:
         with self._stats_lock:
             self.texts_indexed += texts
             self.tokens_indexed += tokens
+        self._checkpoint_if_the_log_grew()
+
+    def _checkpoint_if_the_log_grew(self) -> None:
+        """Write a snapshot in the background once the log has grown by COUNTER_CHECKPOINT_LOG_BYTES since the last.
+
+        dumpstate writes one every COUNTER_DUMP_INTERVAL; this bounds the log a
+        restart replays under a write load heavier than that interval allows for.
+        """
+        limit, wal = self.config.checkpoint_log_bytes, self.wal
+        if not limit or wal is None or wal.bytes_appended - self._log_bytes_at_dump < limit:
+            return
+        with self._checkpoint_lock:
+            if self._checkpointing:
+                return
+            self._checkpointing = True
+
+        def run() -> None:
+            try:
+                logger.debug("the log grew by %d bytes since the last snapshot: writing one", limit)
+                self.dump()
+            except Exception:  # the next write tries again; dumpstate's snapshots go on regardless
+                logger.exception("checkpoint by log size failed")
+            finally:
+                with self._checkpoint_lock:
+                    self._checkpointing = False
+
+        threading.Thread(target=run, name="checkpoint", daemon=True).start()
 
     def lookup(self, words: list[str]) -> list[tuple[str, int]]:
         """``(keyword as given, cluster-wide count)`` for each keyword, in order, duplicates kept.
@@ -511,6 +543,8 @@ class Node:
     def _write_snapshot(self, force: bool) -> DumpResult:
         with self._dump_lock:
             sequence = self.store.sequence
+            if self.wal is not None:
+                self._log_bytes_at_dump = self.wal.bytes_appended
             if not force and sequence == self._dumped_sequence:
                 return DumpResult(written=False, keys=len(self.store), size_bytes=0, seconds=0.0)
             started = time.perf_counter()

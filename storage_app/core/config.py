@@ -35,6 +35,7 @@ class NodeConfig:
     host: str
     data_dir: Path
     dump_interval: float
+    checkpoint_log_bytes: int  # 0: snapshots by time only
     sync_interval: float
     sync_timeout: float
     tokenizer: str
@@ -267,6 +268,7 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         host=host,
         data_dir=Path(data_dir),
         dump_interval=env_seconds(environ, "COUNTER_DUMP_INTERVAL", 1.0),
+        checkpoint_log_bytes=env_int(environ, "COUNTER_CHECKPOINT_LOG_BYTES", 32 * 1024 * 1024, 0, 1 << 40),
         sync_interval=env_seconds(environ, "COUNTER_SYNC_INTERVAL", 1.0),
         sync_timeout=env_seconds(environ, "COUNTER_SYNC_TIMEOUT", 5.0),
         tokenizer=env_choice(environ, "COUNTER_TOKENIZER", "words", TOKENIZERS),

@@ -242,6 +242,8 @@ class WriteAheadLog:
         self._unsynced = False
         self.fsync_times = DurationHistogram()  # for /metrics
         self._last_sync = time.monotonic()
+        # Bytes of records written since the log was opened: what a checkpoint by log size watches.
+        self.bytes_appended = 0
         self._syncer: threading.Thread | None = None
 
     def _open_segment(self, first_lsn: int) -> int:
@@ -332,6 +334,7 @@ class WriteAheadLog:
         position = os.fstat(self._fd).st_size
         try:
             _write_all(self._fd, data)
+            self.bytes_appended += len(data)
             must_sync = self.fsync_mode == "always" or any(sync for _, sync in batch)
             if must_sync or time.monotonic() - self._last_sync >= 1.0:
                 # In interval mode the writer itself syncs under steady load (the syncer thread when idle).

@@ -157,6 +157,33 @@ def test_checkpoints_remove_log_segments_older_than_the_previous_snapshot() -> N
     assert counts(["word3", "round2"]) == {"word3": 3, "round2": 20}
 
 
+def wait_for(condition: Any, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return bool(condition())
+
+
+def test_a_log_grown_past_the_checkpoint_size_is_snapshotted_without_dumpstate() -> None:
+    node = restart_node(checkpoint_log_bytes=4096)  # no dumpstate runs in this process
+    assert node.wal is not None
+    node.wal.segment_bytes = 2048
+    node.index(b"small")
+    assert node.last_dump is None, "a few bytes of log start no checkpoint"
+    posted = 0
+    while node.last_dump is None and posted < 500:
+        node.index(f"checkpointed{posted} words".encode())
+        posted += 1
+    assert wait_for(lambda: node.last_dump is not None), "the log passed 4 KiB and no snapshot was written"
+    assert node.config.snapshot_path.exists()
+    # Checkpoints go on as the log grows, and each cuts the log behind the previous snapshot.
+    for n in range(600):
+        node.index(f"more{n} words".encode())
+    assert wait_for(lambda: len(list_segments(node.config.wal_dir)) <= 6), list_segments(node.config.wal_dir)
+    crash_and_recover()
+    assert counts(["words", "checkpointed0", "more599"]) == {"words": posted + 600, "checkpointed0": 1, "more599": 1}
+
+
 SEEDS = ("http://127.0.0.1:9", "http://localhost:10")
 
 
