@@ -30,6 +30,8 @@ figure is the median of ``--runs`` rounds, with min and max.
    ``kill -9``).
 5. Scaling: indexing, reads, memory and the cost of a delta exchange with one
    peer at several store sizes; a plot in ``docs/scaling.png``.
+6. Sync traffic per link, headers included, over whole anti-entropy periods at
+   the largest size, against counter-app's full push every 2 s each way.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ from bench.go_map_memory import estimate_go_map_bytes_per_key, measure_go_map  #
 from bench.sync_bench import Writer, cluster, preload, totals  # noqa: E402
 from storage_app.core.keywords import Keywords  # noqa: E402
 from storage_app.core.snapshot import decode_snapshot  # noqa: E402
-from storage_app.core.store import GCounterStore  # noqa: E402
+from storage_app.core.store import GCounterStore, StoreChunk  # noqa: E402
 from storage_app.core.tokenizer_processes import count_as_arrays  # noqa: E402
+from sync_app.core.legacy_protocol import encode_legacy_sync  # noqa: E402
 from tests.cluster.nodes import Node, crash, descendants, free_port, start_all, wait_until  # noqa: E402
 
 CLIENTS = 4
@@ -92,10 +95,11 @@ class Sizes:
     scaling_corpus_bytes: int
     sync_window: float
     load_seconds: float  # sustained indexing before the kill -9
+    anti_entropy_seconds: int  # the nodes' COUNTER_ANTI_ENTROPY_INTERVAL in the sync figures (30: the default)
 
 
-FULL = Sizes(5, None, 4_000_000, 5, 1_000_000, [10_000, 100_000, 1_000_000], 16_000_000, 4.0, 10.0)
-SMOKE = Sizes(1, 400_000, 40_000, 1, 3_000, [1_000, 3_000], 200_000, 1.0, 1.0)
+FULL = Sizes(5, None, 4_000_000, 5, 1_000_000, [10_000, 100_000, 1_000_000], 16_000_000, 4.0, 10.0, 30)
+SMOKE = Sizes(1, 400_000, 40_000, 1, 3_000, [1_000, 3_000], 200_000, 1.0, 1.0, 2)
 
 
 @dataclass
@@ -764,6 +768,7 @@ def measure_scaling(results: Results, workdir: Path, chunks: list[bytes], words:
             # sync's cost): both nodes dump only at their stop while the exchanges are timed.
             node.stop()
             node.env["COUNTER_DUMP_INTERVAL"] = "3600"
+            node.env["COUNTER_ANTI_ENTROPY_INTERVAL"] = str(sizes.anti_entropy_seconds)
             node.start()
             paused = Figure()
             for run in range(sizes.runs):
@@ -771,7 +776,12 @@ def measure_scaling(results: Results, workdir: Path, chunks: list[bytes], words:
                 tokens, seconds = parallel_load(_post_chunks, node.public_port, chunks)
                 paused.values.append(tokens / seconds)
             peer = start_node(
-                workdir, f"scale-{size}-peer", 1, COUNTER_SEEDS=node.sync_url, COUNTER_DUMP_INTERVAL="3600"
+                workdir,
+                f"scale-{size}-peer",
+                1,
+                COUNTER_SEEDS=node.sync_url,
+                COUNTER_DUMP_INTERVAL="3600",
+                COUNTER_ANTI_ENTROPY_INTERVAL=str(sizes.anti_entropy_seconds),
             )
             with running(peer):
                 progress(f"scaling at {size:,} keys: a new peer catches up")
@@ -788,6 +798,8 @@ def measure_scaling(results: Results, workdir: Path, chunks: list[bytes], words:
                         done = max(1, exchanges_after - exchanges)
                         exchange_bytes.values.append((wire_after - wire) / done)
                         exchange_cpu.values.append((cpu_after - cpu) * 1000 / done)
+                    if size == sizes.scaling_keys[-1]:
+                        measure_link_traffic(results, node, peer, sizes)
                 finally:
                     writer.stop_event.set()
                     writer.join()
@@ -800,6 +812,31 @@ def measure_scaling(results: Results, workdir: Path, chunks: list[bytes], words:
                 exchange_cpu_ms=exchange_cpu,
             )
             results.scaling.append(row)
+
+
+def measure_link_traffic(results: Results, node: Node, peer: Node, sizes: Sizes) -> None:
+    """Sync bytes per second on the link, headers included, over whole anti-entropy periods, beside counter-app's.
+
+    Each window is one anti-entropy period plus a few seconds, so it holds at
+    least one digest comparison each way. counter-app pushes its whole state
+    to each peer every 2 s, both ways on a link: one full push's bytes (its
+    JSON body for this store) per second.
+    """
+    window = sizes.anti_entropy_seconds + 2 * sizes.sync_window
+    for run in range(sizes.runs):
+        progress(f"sync traffic over {window:.0f} s (one anti-entropy period and more), {run + 1}/{sizes.runs}")
+        _, wire, _ = totals([node, peer])
+        time.sleep(window)
+        _, wire_after, _ = totals([node, peer])
+        # Each byte is counted twice: sent by one node, received by the other.
+        results.figure("link_bytes_per_second").values.append((wire_after - wire) / 2 / window)
+    token = (node.workdir / "data" / f"node-{node.node_id}.internal-token").read_text().strip()
+    state = requests.get(node.sync_url + "/internal/state", headers={"X-Counter-Internal-Token": token}, timeout=300)
+    snapshot = decode_snapshot(state.content)
+    push = encode_legacy_sync([StoreChunk(snapshot.keys, snapshot.slots)], snapshot.slots.shape[1])
+    results.notes["full_push_bytes"] = len(push)
+    results.notes["link_keys"] = len(snapshot.keys)
+    results.notes["link_window"] = window
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -948,6 +985,19 @@ def report(results: Results, command: str, go: dict[str, Any] | None) -> str:
         "indexing that grows with the store: compare the two indexing columns. Worker RSS is read right after",
         "the preload; at small sizes the fixed cost of a worker that has served its first requests dominates",
         "bytes/key.",
+        "",
+        "### 6. Replication traffic per link",
+        "",
+        "| figure | Counter | counter-app | ratio | goal |",
+        "|---|---|---|---|---|",
+        f"| sync bytes per second on one link, headers included, {n['link_keys']:,} keys, about 1,000 changed "
+        f"keys/s, windows of {n['link_window']:.0f} s (a whole anti-entropy period and more) | "
+        f"{f['link_bytes_per_second'].text()} | a full push every 2 s each way: "
+        f"{n['full_push_bytes']:,} bytes/s | {n['full_push_bytes'] / f['link_bytes_per_second'].median:,.0f}x | "
+        f"at least 100x fewer: {met(n['full_push_bytes'] >= 100 * f['link_bytes_per_second'].median)} |",
+        "",
+        "Measured on the two nodes of the largest row above. counter-app's figure is the size of its sync body",
+        "for the same store (its JSON of every key and slot), sent by each node to the other every 2 s.",
         END_MARK,
     ]
     return "\n".join(lines) + "\n"

@@ -64,6 +64,7 @@ def test_performance_suite_runs_end_to_end(tmp_path: Path) -> None:
         "### 3. Memory",
         "### 4. Snapshot and start-up",
         "### 5. Scaling",
+        "### 6. Replication traffic per link",
     ):
         assert heading in text and heading in output
     assert "Older sections stay." in text
