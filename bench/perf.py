@@ -26,8 +26,9 @@ figure is the median of ``--runs`` rounds, with min and max.
 3. Memory: a new node's resident growth per key after 1,000,000 keys with 3
    slots arrive through the sync port, against counter-app's Go map.
 4. Snapshot and start-up at that size: dump time, bytes per key, extra memory
-   while dumping, time from start to serving (after a clean stop and after
-   ``kill -9``).
+   while dumping, time from start to serving (after a clean stop, after
+   ``kill -9``, and after ``kill -9`` in the middle of sustained indexing with
+   the default checkpoints, every acknowledged count checked).
 5. Scaling: indexing, reads, memory and the cost of a delta exchange with one
    peer at several store sizes; a plot in ``docs/scaling.png``.
 6. Sync traffic per link, headers included, over whole anti-entropy periods at
