@@ -351,7 +351,8 @@ def all_core_ceiling(chunks: list[bytes]) -> tuple[int, float]:
     context = mp.get_context("fork")
     store = GCounterStore()
     processes = os.cpu_count() or 1
-    with context.Pool(processes) as pool:
+    pool = context.Pool(processes)
+    try:
         pool.map(len, [b""] * processes)  # every process started before the clock
         started = time.perf_counter()
         tokens = 0
@@ -359,6 +360,11 @@ def all_core_ceiling(chunks: list[bytes]) -> tuple[int, float]:
             tokens += count
             store.increment_arrays(0, keys, amounts)
         elapsed = time.perf_counter() - started
+    finally:
+        # close and join, not terminate (the context manager's way): a worker killed while it
+        # holds the task queue's lock leaves the others blocked on it, and the join waits forever.
+        pool.close()
+        pool.join()
     return tokens, elapsed
 
 
