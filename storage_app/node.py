@@ -333,7 +333,8 @@ class Node:
             merged_keys, merged_amounts = _sum_by_key(
                 [text_keys for _, _, text_keys, _ in counted], [amounts for _, _, _, amounts in counted]
             )
-            self._apply(merged_keys, merged_amounts, tag, texts=len(counted), tokens=sum(c[1] for c in counted))
+            if counted:  # a batch of replays only writes nothing, like a single replay
+                self._apply(merged_keys, merged_amounts, tag, texts=len(counted), tokens=sum(c[1] for c in counted))
         for index, tokens, text_keys, _ in counted:
             results[index] = IndexResult(tokens=tokens, keywords=len(text_keys))
         for index, first in repeats.items():
