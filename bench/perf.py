@@ -68,7 +68,7 @@ from bench.corpus import build_corpus, iter_chunks, sample_corpus  # noqa: E402
 from bench.go_map_memory import estimate_go_map_bytes_per_key, measure_go_map  # noqa: E402
 from bench.sync_bench import Writer, cluster, preload, totals  # noqa: E402
 from storage_app.core.keywords import Keywords  # noqa: E402
-from storage_app.core.snapshot import decode_snapshot  # noqa: E402
+from storage_app.core.snapshot import Snapshot, decode_snapshot  # noqa: E402
 from storage_app.core.store import GCounterStore, StoreChunk  # noqa: E402
 from storage_app.core.tokenizer_processes import count_as_arrays  # noqa: E402
 from sync_app.core.legacy_protocol import encode_legacy_sync  # noqa: E402
@@ -451,6 +451,14 @@ def internal_dump(node: Node, force: bool = True) -> dict[str, Any]:
     return result
 
 
+def internal_state(node: Node) -> Snapshot:
+    """The node's whole store, through its own internal route."""
+    token = (node.workdir / "data" / f"node-{node.node_id}.internal-token").read_text().strip()
+    response = requests.get(node.sync_url + "/internal/state", headers={"X-Counter-Internal-Token": token}, timeout=300)
+    response.raise_for_status()
+    return decode_snapshot(response.content)
+
+
 def load_keys(node: Node, keys: int) -> None:
     """Send ``keys`` new keys with 3 slots through the node's sync port; return once it holds them all."""
     preload(node, keys)
@@ -579,11 +587,7 @@ def check_counts(results: Results, node: Node, client: Any, chunks: list[bytes])
     hash holds the last round (the corpus and the 1 KB texts); Counter every round.
     """
     redis_counts = {word: int(value) for word, value in client.hgetall(REDIS_HASH).items()}
-    token = (node.workdir / "data" / f"node-{node.node_id}.internal-token").read_text().strip()
-    state = requests.get(
-        node.sync_url + "/internal/state", headers={"X-Counter-Internal-Token": token}, timeout=300
-    ).content
-    snapshot = decode_snapshot(state)
+    snapshot = internal_state(node)
     our_keys, our_total = len(snapshot.keys), int(snapshot.slots[:, 0].sum())
     rounds = len(results.figures["index_counter_tps"].values)
     if our_keys != len(redis_counts) or our_total != sum(redis_counts.values()) * rounds:
@@ -708,10 +712,7 @@ class IndexingClient(threading.Thread):
 
 def own_slot_total(node: Node) -> int:
     """The sum of the node's own slot over every key (its state through the internal route)."""
-    token = (node.workdir / "data" / f"node-{node.node_id}.internal-token").read_text().strip()
-    state = requests.get(node.sync_url + "/internal/state", headers={"X-Counter-Internal-Token": token}, timeout=300)
-    state.raise_for_status()
-    return int(decode_snapshot(state.content).slots[:, node.node_id].sum())
+    return int(internal_state(node).slots[:, node.node_id].sum())
 
 
 def restart_under_load(results: Results, node: Node, chunks: list[bytes], seconds: float) -> None:
@@ -837,9 +838,7 @@ def measure_link_traffic(results: Results, node: Node, peer: Node, sizes: Sizes)
         _, wire_after, _ = totals([node, peer])
         # Each byte is counted twice: sent by one node, received by the other.
         results.figure("link_bytes_per_second").values.append((wire_after - wire) / 2 / window)
-    token = (node.workdir / "data" / f"node-{node.node_id}.internal-token").read_text().strip()
-    state = requests.get(node.sync_url + "/internal/state", headers={"X-Counter-Internal-Token": token}, timeout=300)
-    snapshot = decode_snapshot(state.content)
+    snapshot = internal_state(node)
     push = encode_legacy_sync([StoreChunk(snapshot.keys, snapshot.slots)], snapshot.slots.shape[1])
     results.notes["full_push_bytes"] = len(push)
     results.notes["link_keys"] = len(snapshot.keys)
