@@ -2,15 +2,15 @@
 
 ``--once`` runs one step and exits; otherwise ``run_once`` (a step) and
 ``wait_between_steps`` (by default ``--interval`` seconds) alternate until
-SIGTERM or SIGINT, which only set an event (so the wait wakes at once), and
-then the step runs one last time (final push, final dump) before the command
+SIGTERM or SIGINT, which only set an event (so the wait wakes at once; the
+signals are taken by a thread of their own, see ``stop_signals``), and then
+the step runs one last time (final push, final dump) before the command
 exits 0. A step that cannot reach the node is logged once, and retried.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from argparse import ArgumentParser
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from storage_app.core.node_client import NodeError
+from storage_app.core.stop_signals import stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class LoopCommand(BaseCommand):
         """Release what ``setup`` took."""
 
     def stop_requested(self) -> None:
-        """Called from the signal handler after ``stopping`` is set: cut a wait short."""
+        """Called (from the stop-signal thread) after ``stopping`` is set: cut a wait short."""
 
     def handle(self, *args: Any, **options: Any) -> None:
         from django.conf import settings
@@ -61,6 +62,10 @@ class LoopCommand(BaseCommand):
         interval = options["interval"] or getattr(settings.COUNTER, self.default_interval_setting)
         self.stopping = threading.Event()
         self.once: bool = options["once"]
+        if not self.once:
+            # Before setup, which may start threads. runnode starts us with these signals
+            # blocked already, so that a stop during start-up waits until they are taken.
+            stop_on_signals(self._request_stop)
         self.setup()
         try:
             if options["once"]:
@@ -69,11 +74,6 @@ class LoopCommand(BaseCommand):
                 except NodeError as error:
                     raise CommandError(str(error)) from None
                 return
-            stop_signals = {signal.SIGTERM, signal.SIGINT}
-            for signal_number in stop_signals:
-                signal.signal(signal_number, lambda *_: self._request_stop())
-            # runnode starts us with these blocked, so that a stop during start-up waits for the handler.
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
             self.loop(interval)
         finally:
             self.teardown()

@@ -19,6 +19,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from storage_app.core.stop_signals import stop_on_signals
+
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 
 
@@ -47,8 +49,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         stopping = threading.Event()
-        for signal_number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signal_number, lambda *_: stopping.set())
+        stop_on_signals(stopping.set)
         environments = cluster_environments(options["nodes"], options["base_port"], options["port_step"], "localhost")
         processes = []
         for environment in environments:

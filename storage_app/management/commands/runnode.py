@@ -43,6 +43,7 @@ from storage_app.core.config import NodeConfig
 from storage_app.core.errors import CounterError
 from storage_app.core.node_client import NodeClient, NodeError
 from storage_app.core.snapshot import check_snapshot_file
+from storage_app.core.stop_signals import STOP_SIGNALS, stop_on_signals, unblock_stop_signals
 
 logger = logging.getLogger("counter.runnode")
 
@@ -56,7 +57,8 @@ _SUPERVISOR_PID = os.getpid()
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the supervisor dies (Linux)."""
+    """In the child, before exec: get SIGTERM when the supervisor dies (Linux), and receive stop signals."""
+    unblock_stop_signals()  # blocked in the supervisor, which takes them in a thread
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != _SUPERVISOR_PID:
@@ -69,10 +71,10 @@ def _die_with_parent_and_hold_stop_signals() -> None:
 
     A helper stopped while it is still starting would otherwise die of the
     default action and skip its final step; blocked, the signal waits until
-    the loop command has its handler in place and unblocks it.
+    the loop command takes it (``stop_signals``).
     """
     _die_with_parent()
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
 def _check_port_free(host: str, port: int, variable: str) -> None:
@@ -122,8 +124,7 @@ class Command(BaseCommand):
         }
         self.node = NodeClient(config, token, timeout=15.0)
         self.stopping = threading.Event()
-        for signal_number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signal_number, lambda *_: self.stopping.set())
+        stop_on_signals(self.stopping.set)
 
         logger.info(
             "starting node %d: public http://%s:%d, sync http://%s:%d, seeds %s, data %s, tokenizer %s",
