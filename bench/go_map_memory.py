@@ -110,10 +110,16 @@ def _install_go() -> bool:
 
 
 def measure_go_map(keys: int = 1_000_000, slots: int = 3) -> dict[str, object] | None:
-    """Build and run the Go program; its JSON result, or None if Go cannot be had.
+    """Build and run the Go program for one map; its JSON result, or None if Go cannot be had.
 
     Adds ``install_seconds`` (0.0 when Go was already there) and ``build_seconds``.
     """
+    results = measure_go_maps([(keys, slots)])
+    return None if results is None else results[(keys, slots)]
+
+
+def measure_go_maps(cases: list[tuple[int, int]]) -> dict[tuple[int, int], dict[str, object]] | None:
+    """Build the Go program once and run it for each ``(keys, slots)``, one process per case; None without Go."""
     started = time.perf_counter()
     go = _find_go()
     if go is None and _install_go():
@@ -137,24 +143,27 @@ def measure_go_map(keys: int = 1_000_000, slots: int = 3) -> dict[str, object] |
         }
         binary = scratch / "go_map_memory"
         started = time.perf_counter()
+        results: dict[tuple[int, int], dict[str, object]] = {}
         try:
             subprocess.run([go, "build", "-o", str(binary), str(GO_SOURCE)], env=env, cwd=tmp, check=True, timeout=600)
             build_seconds = time.perf_counter() - started
-            run = subprocess.run(
-                [str(binary), "-keys", str(keys), "-slots", str(slots)],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=600,
-            )
+            for keys, slots in cases:
+                run = subprocess.run(
+                    [str(binary), "-keys", str(keys), "-slots", str(slots)],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=600,
+                )
+                result: dict[str, object] = json.loads(run.stdout.strip().splitlines()[-1])
+                result["install_seconds"] = round(install_seconds, 2)
+                result["build_seconds"] = round(build_seconds, 2)
+                results[(keys, slots)] = result
         except (OSError, subprocess.SubprocessError) as error:
             print(f"warning: building or running the Go program failed: {error}", file=sys.stderr)
             return None
-    result: dict[str, object] = json.loads(run.stdout.strip().splitlines()[-1])
-    result["install_seconds"] = round(install_seconds, 2)
-    result["build_seconds"] = round(build_seconds, 2)
-    return result
+    return results
 
 
 def main() -> int:

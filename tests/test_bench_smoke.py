@@ -71,4 +71,6 @@ def test_performance_suite_runs_end_to_end(tmp_path: Path) -> None:
     # Counter's and Redis's counts were compared (the run stops if they differ), against the new anchors.
     assert "the same total of all counts" in text and "non-ASCII letters" in text
     assert "all-core ceiling" in text and "one Lua script call" in text and "`HMGET` of the same 100" in text
+    assert "`Content-Type: application/x-ndjson`" in text
+    assert "merging through the sync port" in text and "indexing new keywords" in text
     assert picture.read_bytes().startswith(b"\x89PNG")
