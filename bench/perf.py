@@ -17,14 +17,16 @@ figure is the median of ``--runs`` rounds, with min and max.
    chunk (per round the faster counts); and against the all-core ceiling, the
    node's tokenizer in one process per core merging into one in-memory store
    (and the same in one process). Then 1 KB texts, one per request, against
-   Redis with one round trip per text. Afterwards Counter and Redis must hold
+   Redis with one round trip per text, and the same texts 100 per NDJSON
+   request against Redis with one round trip per 100 texts. Afterwards Counter and Redis must hold
    the same number of keywords, the same total of counts, and the same counts
    for frequent, rare and non-ASCII words.
 2. Reads: ``wrk`` on ``GET /keywords?keywords=<word>`` against the bare Django
    view; ``GET`` with 100 written keywords (lookups per second) against
    ``HMGET`` of the same 100 words, with the same number of connections.
-3. Memory: a new node's resident growth per key after 1,000,000 keys with 3
-   slots arrive through the sync port, against counter-app's Go map.
+3. Memory: a new node's resident growth per key at 100,000, 1,000,000 and
+   3,000,000 keys, grown by merging (3 slots through the sync port) and by
+   indexing (texts of new keywords), against counter-app's Go map.
 4. Snapshot and start-up at that size: dump time, bytes per key, extra memory
    while dumping, time from start to serving (after a clean stop, after
    ``kill -9``, and after ``kill -9`` in the middle of sustained indexing with
@@ -154,7 +156,8 @@ class Progress:
 
     def plan(self, sizes: Sizes, measure_go: bool) -> None:
         """Count the steps ``main`` will announce, so the bar knows its end."""
-        per_round = 4 + 1 + 1 + 1 + 2  # indexing (4), batches, reads, dump, two restarts
+        # Indexing (64 KB: Counter, two Redis clients, two ceilings; 1 KB; batches), reads, a dump, three restarts.
+        per_round = 7 + 1 + 1 + 3
         memory = len(sizes.memory_sizes) * 2 * min(sizes.runs, 3)
         scaling = len(sizes.scaling_keys) * (1 + 2 * sizes.runs + 1)
         self.total = 1 + sizes.runs * per_round + 1 + memory + scaling + sizes.runs + int(measure_go) + 1
@@ -1158,9 +1161,10 @@ def plot(results: Results, path: Path) -> None:
     throughput.set_title("Throughput")
     memory = axes[1]
     memory.plot(keys, [row["rss_mb"] for row in results.scaling], "o-", color="tab:purple", label="worker RSS (MiB)")
-    empty = results.scaling[0]["rss_mb"] - results.scaling[0]["keys"] * 60 / 2**20
+    goal = 45  # bytes per key
+    empty = results.scaling[0]["rss_mb"] - results.scaling[0]["keys"] * goal / 2**20
     memory.plot(
-        keys, [empty + size * 60 / 2**20 for size in keys], ":", color="tab:red", label="at 60 bytes/key (goal)"
+        keys, [empty + size * goal / 2**20 for size in keys], ":", color="tab:red", label=f"at {goal} bytes/key (goal)"
     )
     memory.set_title("Memory of the worker")
     sync = axes[2]
