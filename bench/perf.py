@@ -40,6 +40,7 @@ figure is the median of ``--runs`` rounds, with min and max.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import multiprocessing as mp
@@ -288,36 +289,27 @@ def bare_django() -> Iterator[str]:
 # --- load --------------------------------------------------------------------------------------
 
 
-def _post_chunks(port: int, chunks: list[bytes], barrier: Any, results: Any) -> None:
-    """Client process: POST each chunk on one keep-alive connection; report the tokens counted."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    connection.connect()
-    barrier.wait()
-    tokens = 0
-    for chunk in chunks:
-        connection.request("POST", "/keywords", body=chunk, headers={"Content-Type": "text/plain"})
-        response = connection.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise SystemExit(f"POST /keywords answered {response.status}: {body[:300]!r}")
-        tokens += json.loads(body)["tokens"]
-    results.put(tokens)
+def _post_bodies(content_type: str, port: int, bodies: list[bytes], barrier: Any, results: Any) -> None:
+    """Client process: POST each body on one keep-alive connection; report the tokens counted.
 
-
-def _post_ndjson(port: int, bodies: list[bytes], barrier: Any, results: Any) -> None:
-    """Client process: POST each NDJSON body (many texts) on one keep-alive connection; report the tokens counted."""
+    The answer is one JSON object, or one per line for an NDJSON batch.
+    """
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     connection.connect()
     barrier.wait()
     tokens = 0
     for body in bodies:
-        connection.request("POST", "/keywords", body=body, headers={"Content-Type": "application/x-ndjson"})
+        connection.request("POST", "/keywords", body=body, headers={"Content-Type": content_type})
         response = connection.getresponse()
         answer = response.read()
         if response.status != 200:
             raise SystemExit(f"POST /keywords answered {response.status}: {answer[:300]!r}")
         tokens += sum(json.loads(line)["tokens"] for line in answer.splitlines())
     results.put(tokens)
+
+
+_post_chunks = functools.partial(_post_bodies, "text/plain")  # one text per request
+_post_ndjson = functools.partial(_post_bodies, "application/x-ndjson")  # many texts per request
 
 
 def batches(texts: list[bytes], size: int = BATCH) -> tuple[list[bytes], list[bytes]]:
