@@ -597,30 +597,42 @@ def measure_indexing(results: Results, workdir: Path, chunks: list[bytes], small
                 )
             results.notes["corpus_tokens"] = tokens
             progress(f"indexing, round {run + 1}/{sizes.runs}: 1 KB bodies")
-            _, seconds = parallel_load(_post_chunks, node.public_port, small)
-            results.figure("small_counter_rps").values.append(len(small) / seconds)
-            _, seconds = parallel_load(_redis_chunks, redis_port, small)
-            results.figure("small_redis_rps").values.append(len(small) / seconds)
-            _, lua_seconds = parallel_load(_redis_lua_chunks, redis_port, small)
-            results.figure("small_redis_lua_rps").values.append(len(small) / lua_seconds)
-            results.figure("small_redis_best_rps").values.append(len(small) / min(seconds, lua_seconds))
+            texts_per_second(results, "small", node, redis_port, _post_chunks, small, small)
             progress(f"indexing, round {run + 1}/{sizes.runs}: 1 KB texts in batches of {BATCH}")
-            ndjson_tokens, seconds = parallel_load(_post_ndjson, node.public_port, ndjson)
-            results.figure("batch_counter_rps").values.append(len(small) / seconds)
-            redis_tokens, seconds = parallel_load(_redis_chunks, redis_port, joined)
-            results.figure("batch_redis_rps").values.append(len(small) / seconds)
-            lua_tokens, lua_seconds = parallel_load(_redis_lua_chunks, redis_port, joined)
-            results.figure("batch_redis_lua_rps").values.append(len(small) / lua_seconds)
-            results.figure("batch_redis_best_rps").values.append(len(small) / min(seconds, lua_seconds))
-            if len({ndjson_tokens, redis_tokens, lua_tokens}) != 1:
-                raise RuntimeError(
-                    f"batched token counts differ: Counter {ndjson_tokens}, Redis {redis_tokens} and {lua_tokens}"
-                )
+            texts_per_second(results, "batch", node, redis_port, _post_ndjson, ndjson, joined, texts=len(small))
 
         progress("indexing: checking Counter's counts against Redis's")
         check_counts(results, node, client, chunks)
         words = corpus_words(chunks, 1000)
         measure_reads(results, node, redis_port, words, sizes)
+
+
+def texts_per_second(
+    results: Results,
+    name: str,
+    node: Node,
+    redis_port: int,
+    counter_client: Callable[[int, list[bytes], Any, Any], None],
+    counter_bodies: list[bytes],
+    redis_bodies: list[bytes],
+    texts: int | None = None,
+) -> None:
+    """One round of small texts: Counter, then Redis pipelined and Redis Lua, each ``texts`` texts (per second).
+
+    Figures ``<name>_counter_rps``, ``<name>_redis_rps``, ``<name>_redis_lua_rps``
+    and ``<name>_redis_best_rps`` (per round the faster Redis client). All
+    three must count the same tokens.
+    """
+    texts = len(counter_bodies) if texts is None else texts
+    tokens, seconds = parallel_load(counter_client, node.public_port, counter_bodies)
+    results.figure(f"{name}_counter_rps").values.append(texts / seconds)
+    redis_tokens, seconds = parallel_load(_redis_chunks, redis_port, redis_bodies)
+    results.figure(f"{name}_redis_rps").values.append(texts / seconds)
+    lua_tokens, lua_seconds = parallel_load(_redis_lua_chunks, redis_port, redis_bodies)
+    results.figure(f"{name}_redis_lua_rps").values.append(texts / lua_seconds)
+    results.figure(f"{name}_redis_best_rps").values.append(texts / min(seconds, lua_seconds))
+    if len({tokens, redis_tokens, lua_tokens}) != 1:
+        raise RuntimeError(f"{name}: token counts differ: Counter {tokens}, Redis {redis_tokens} and {lua_tokens}")
 
 
 def spread(items: list[bytes], count: int) -> list[bytes]:

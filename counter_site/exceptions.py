@@ -94,8 +94,11 @@ def json_not_found(request: HttpRequest, exception: Exception | None = None) -> 
     return JsonResponse({"detail": f"No route {request.path!r} on this port.", "code": "not_found"}, status=404)
 
 
+SERVER_ERROR = {"detail": "Internal error; the node logged it.", "code": "server_error"}
+
+
 def json_server_error(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"detail": "Internal error; the node logged it.", "code": "server_error"}, status=500)
+    return JsonResponse(SERVER_ERROR, status=500)
 
 
 def json_bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -21,26 +21,27 @@ from __future__ import annotations
 import io
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
 
+from counter_site.exceptions import SERVER_ERROR
 from counter_site.metrics import HTTP_DURATION, HTTP_REQUESTS
 from storage_app.core.batch import MEDIA_TYPE as BATCH_MEDIA_TYPE
 from storage_app.core.errors import CounterError
 from storage_app.core.idempotency import check_key
 from storage_app.node import current_node
+from storage_app.plain_json import PLAIN_JSON_ACCEPT
+from storage_app.public_auth import authorization_is_bearer
 
 logger = logging.getLogger("django.request")
 
 WSGIApplication = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-_PLAIN_JSON_ACCEPT = frozenset({None, "*/*", "application/json"})
 ROUTE = "keywords"  # the URL pattern's route, as /metrics labels the DRF view's requests
-_SERVER_ERROR = json.dumps({"detail": "Internal error; the node logged it.", "code": "server_error"}).encode()
+_SERVER_ERROR = json.dumps(SERVER_ERROR).encode()
 
 
 class FastKeywordWrites:
@@ -51,7 +52,7 @@ class FastKeywordWrites:
         self.django_application = django_application
         self.public_port = str(config.public_port)
         self.limit = config.max_body_bytes
-        self.token = config.public_token.encode() if config.public_token else None
+        self.token = config.public_token
         self.enabled = config.rate_limit <= 0  # the rate limit is the middleware's
         # What the DRF view's answer carries besides its body: the renderer's type, DRF's
         # Vary and Allow, and the security middleware's headers.
@@ -115,7 +116,7 @@ class FastKeywordWrites:
             and environ.get("PATH_INFO") == "/keywords"
             and environ.get("SERVER_PORT") == self.public_port
             and not environ.get("QUERY_STRING")
-            and environ.get("HTTP_ACCEPT") in _PLAIN_JSON_ACCEPT
+            and environ.get("HTTP_ACCEPT") in PLAIN_JSON_ACCEPT
             and "HTTP_TRANSFER_ENCODING" not in environ
         ):
             return None
@@ -124,8 +125,6 @@ class FastKeywordWrites:
             return None
         if environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() == BATCH_MEDIA_TYPE:
             return None
-        if self.token is not None:
-            scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-            if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), self.token):
-                return None
+        if self.token and not authorization_is_bearer(environ.get("HTTP_AUTHORIZATION", ""), self.token):
+            return None
         return int(declared)

@@ -21,7 +21,8 @@ from rest_framework.settings import api_settings
 
 from storage_app.public_auth import reads_need_a_token
 
-_PLAIN_JSON_ACCEPT = frozenset({None, "*/*", "application/json"})
+# The Accept headers of a client that wants nothing but JSON.
+PLAIN_JSON_ACCEPT = frozenset({None, "*/*", "application/json"})
 
 
 def wants_plain_json(request: HttpRequest) -> bool:
@@ -32,7 +33,7 @@ def wants_plain_json(request: HttpRequest) -> bool:
     """
     return (
         request.method == "GET"
-        and request.META.get("HTTP_ACCEPT") in _PLAIN_JSON_ACCEPT
+        and request.META.get("HTTP_ACCEPT") in PLAIN_JSON_ACCEPT
         and str(api_settings.URL_FORMAT_OVERRIDE) not in request.META.get("QUERY_STRING", "")
     )
 

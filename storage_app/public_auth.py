@@ -16,7 +16,12 @@ from storage_app.node import current_node
 
 def bearer_matches(request: HttpRequest | Request, expected: str) -> bool:
     """Does the request carry ``Authorization: Bearer <expected>`` (compared in constant time)?"""
-    scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return authorization_is_bearer(request.META.get("HTTP_AUTHORIZATION", ""), expected)
+
+
+def authorization_is_bearer(header: str, expected: str) -> bool:
+    """Is the Authorization header's value ``Bearer <expected>`` (compared in constant time)?"""
+    scheme, _, token = header.partition(" ")
     return scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), expected.encode())
 
 

@@ -21,8 +21,8 @@ def stop_on_signals(on_stop: Callable[[], None]) -> None:
     """Call ``on_stop`` from a thread of its own at each SIGTERM or SIGINT.
 
     Call it before the process starts any thread: threads inherit the blocked
-    signals, and a thread started earlier could still receive one and die of
-    its default action. A child process started afterwards inherits them
+    signals, and a thread started earlier could still receive one, and the
+    process die of its default action. A child process started afterwards inherits them
     blocked too; unblock them in the child (``unblock_stop_signals``) unless
     it takes them the same way.
     """
