@@ -18,9 +18,9 @@ figure is the median of ``--runs`` rounds, with min and max.
    node's tokenizer in one process per core merging into one in-memory store
    (and the same in one process). Then 1 KB texts, one per request, against
    Redis with one round trip per text, and the same texts 100 per NDJSON
-   request against Redis with one round trip per 100 texts. Afterwards Counter and Redis must hold
-   the same number of keywords, the same total of counts, and the same counts
-   for frequent, rare and non-ASCII words.
+   request against Redis with one round trip per 100 texts. Afterwards
+   Counter and Redis must hold the same number of keywords, the same total of
+   counts, and the same counts for frequent, rare and non-ASCII words.
 2. Reads: ``wrk`` on ``GET /keywords?keywords=<word>`` against the bare Django
    view; ``GET`` with 100 written keywords (lookups per second) against
    ``HMGET`` of the same 100 words, with the same number of connections.
@@ -721,6 +721,7 @@ def measure_memory(results: Results, workdir: Path, sizes: Sizes) -> None:
     Indexing: texts of new keywords are posted to a node alone (one slot).
     """
     rounds = min(sizes.runs, 3)  # memory hardly varies between rounds; a million keys take a while to load
+    results.notes["memory_sizes"] = sizes.memory_sizes
     for keys in sizes.memory_sizes:
         for way in ("merged", "indexed"):
             for run in range(rounds):
@@ -949,7 +950,7 @@ GoMaps = dict[tuple[int, int], dict[str, Any]]
 def memory_lines(results: Results, go: GoMaps | None) -> list[str]:
     """Section 3: resident growth per key at each size, merged and indexed, beside counter-app's Go map."""
     f, n = results.figures, results.notes
-    sizes = sorted({int(name.split("_")[2]) for name in f if re.fullmatch(r"memory_(merged|indexed)_\d+", name)})
+    sizes = n["memory_sizes"]
     goal_size = 1_000_000 if 1_000_000 in sizes else sizes[-1]
 
     def go_text(keys: int, slots: int) -> tuple[str, float]:

@@ -43,7 +43,7 @@ from storage_app.core.config import NodeConfig
 from storage_app.core.errors import CounterError
 from storage_app.core.node_client import NodeClient, NodeError
 from storage_app.core.snapshot import check_snapshot_file
-from storage_app.core.stop_signals import STOP_SIGNALS, stop_on_signals, unblock_stop_signals
+from storage_app.core.stop_signals import stop_on_signals, unblock_stop_signals
 
 logger = logging.getLogger("counter.runnode")
 
@@ -57,24 +57,28 @@ _SUPERVISOR_PID = os.getpid()
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the supervisor dies (Linux), and receive stop signals."""
+    """In the child, before exec: receive stop signals, and get SIGTERM when the supervisor dies."""
     unblock_stop_signals()  # blocked in the supervisor, which takes them in a thread
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != _SUPERVISOR_PID:
-        # The supervisor died between fork and prctl: no signal will ever come.
-        os._exit(1)
+    _get_sigterm_when_the_supervisor_dies()
 
 
 def _die_with_parent_and_hold_stop_signals() -> None:
-    """As ``_die_with_parent``, and block SIGTERM/SIGINT across exec.
+    """As ``_die_with_parent``, but the stop signals stay blocked across exec (as in the supervisor).
 
     A helper stopped while it is still starting would otherwise die of the
     default action and skip its final step; blocked, the signal waits until
     the loop command takes it (``stop_signals``).
     """
-    _die_with_parent()
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    _get_sigterm_when_the_supervisor_dies()
+
+
+def _get_sigterm_when_the_supervisor_dies() -> None:
+    """In the child, before exec: the parent-death signal (Linux)."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != _SUPERVISOR_PID:
+        # The supervisor died between fork and prctl: no signal will ever come.
+        os._exit(1)
 
 
 def _check_port_free(host: str, port: int, variable: str) -> None:
