@@ -9,10 +9,16 @@ Layout, chosen for millions of keys:
 * ``_keys``: a sorted numpy ``uint64`` array, and ``_slots``: a 2-D ``uint64``
   array with one row per key and one column per replica slot. At 3 slots that
   is 32 bytes per key, against several hundred for a dict of Python lists.
+* ``_text_at``: beside ``_keys``, each key's offset in ``_arena``, where its
+  keyword's UTF-8 text is kept (``texts.py``); ``NO_TEXT`` while unknown (a key
+  merged from counter-app, or from a peer that did not send the text). A key's
+  text is set once and never changes: all texts of a key are the same keyword,
+  bar a CRC-64 clash, where the first one stays.
 * ``_pending``: a small dict of keys seen since the last compaction, each with
   a Python list of slot values. New keys land here in O(1); once it holds
   ``_pending_limit()`` keys it is merged into the arrays in one sorted insert,
-  so the O(n) copy is paid once per many thousands of new keys.
+  so the O(n) copy is paid once per many thousands of new keys. Their texts
+  wait in ``_pending_texts`` until then.
 
 A request costs O(d log n) for its d distinct keys (binary searches on the
 sorted array), never O(n). One lock guards everything; every public method is
@@ -37,6 +43,16 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import TooManySlots
+from .texts import (
+    NO_TEXT,
+    OffsetArray,
+    TextArena,
+    TextColumn,
+    column_from_arena,
+    leading_bytes,
+    read_entry,
+    rows_with_prefix,
+)
 
 KeyArray = npt.NDArray[np.uint64]
 SlotArray = npt.NDArray[np.uint64]
@@ -69,6 +85,21 @@ class StoreChunk:
     slots: SlotArray
     lsn: int = 0
     high: int | None = None
+    texts: TextColumn | None = None  # with ``export_chunks(with_texts=True)``
+
+
+@dataclass(frozen=True)
+class TopRow:
+    """A key of a top-N answer: its total and its text (None when not known)."""
+
+    key: int
+    count: int
+    text: bytes | None
+
+    def order(self) -> tuple[int, bool, bytes, int]:
+        """Highest count first; equal counts by text (UTF-8 bytes, which is code point order), then
+        keys without a text, by key."""
+        return (-self.count, self.text is None, self.text or b"", self.key)
 
 
 @dataclass(frozen=True)
@@ -106,6 +137,9 @@ class GCounterStore:
         self._keys: KeyArray = _EMPTY_KEYS
         self._slots: SlotArray = np.zeros((0, 0), dtype=np.uint64)
         self._pending: dict[int, list[int]] = {}
+        self._text_at: OffsetArray = np.empty(0, dtype=np.uint32)
+        self._arena = TextArena()
+        self._pending_texts: dict[int, bytes] = {}
         self._sequence = 0
         self._listener: ChangeListener | None = None
         self._applied_lsn = 0  # the last write-ahead log record whose increments are in the store
@@ -130,8 +164,13 @@ class GCounterStore:
         values = np.fromiter(amounts.values(), dtype=np.uint64, count=len(amounts))
         self.increment_arrays(slot, keys, values)
 
-    def increment_arrays(self, slot: int, keys: KeyArray, values: KeyArray, lsn: int | None = None) -> None:
-        """``increment`` for distinct ``keys`` and their ``values``; ``lsn`` marks the log record applied."""
+    def increment_arrays(
+        self, slot: int, keys: KeyArray, values: KeyArray, lsn: int | None = None, texts: TextColumn | None = None
+    ) -> None:
+        """``increment`` for distinct ``keys`` and their ``values``; ``lsn`` marks the log record applied.
+
+        ``texts`` (aligned with ``keys``) gives keys whose text is not known yet their text.
+        """
         self._check_slot(slot + 1)
         with self._lock:
             if lsn is not None:
@@ -153,6 +192,9 @@ class GCounterStore:
                     if row is None:
                         row = self._pending[key] = [0] * width
                     row[slot] = min(row[slot] + value, _U64_MAX_INT)
+            if texts is not None and texts.any():
+                self._set_texts_locked(keys, texts, (rows, found))
+            if not found.all():
                 self._compact_if_due()
             self._record(keys, LOCAL_ORIGIN)
 
@@ -203,20 +245,26 @@ class GCounterStore:
             row = self._pending.get(key)
             return list(row) if row is not None else []
 
-    def merge(self, keys: KeyArray, slots: SlotArray, origin: int = LOCAL_ORIGIN) -> MergeResult:
+    def merge(
+        self, keys: KeyArray, slots: SlotArray, origin: int = LOCAL_ORIGIN, texts: TextColumn | None = None
+    ) -> MergeResult:
         """Merge another replica's rows: per key and slot, keep the larger value.
 
         ``keys`` may be in any order and hold duplicates (their rows are combined by
         max first). Raises ``TooManySlots`` before changing anything if a non-zero
         value sits in a slot at or past ``max_slots``. ``origin`` (the sending
         node's id) is journaled with the change, so it is not echoed back to it.
+        ``texts`` (aligned with ``keys``) gives keys whose text is not known yet their text.
         """
         keys = as_key_array(keys)
         slots = np.asarray(slots, dtype=np.uint64)
         if slots.ndim != 2 or slots.shape[0] != len(keys):
             raise ValueError("merge needs one slot row per key")
+        if texts is not None and len(texts) != len(keys):
+            raise ValueError("merge needs one text (or none) per key")
         if len(keys) == 0:
             return MergeResult(0, 0, 0)
+        text_keys = keys[texts.lengths > 0] if texts is not None and texts.any() else None
         slots = _trim_zero_columns(slots)
         self._check_slot(slots.shape[1])
         keys, slots = _combine_duplicates(keys, slots)
@@ -225,13 +273,45 @@ class GCounterStore:
         informative = slots.any(axis=1)
         if not informative.all():
             keys, slots = keys[informative], slots[informative]
-        if len(keys) == 0:
+        if len(keys) == 0 and text_keys is None:
             return MergeResult(received, 0, 0)
         with self._lock:
             self._ensure_width(slots.shape[1])
-            changed_keys, added = self._merge_locked(keys, slots)
+            changed_keys, added = self._merge_locked(keys, slots) if len(keys) else (_EMPTY_KEYS, 0)
+            if text_keys is not None and texts is not None:
+                self._set_texts_locked(text_keys, TextColumn(texts.lengths[texts.lengths > 0], texts.data))
             self._record(changed_keys, origin)
         return MergeResult(received=received, changed=len(changed_keys), added=added)
+
+    def set_texts(self, keys: KeyArray, texts: TextColumn) -> int:
+        """Give keys of the store whose text is not known yet their text (aligned with ``keys``); return how many."""
+        with self._lock:
+            return self._set_texts_locked(as_key_array(keys), texts)
+
+    def texts_of(self, keys: KeyArray) -> list[bytes | None]:
+        """The text of each key (None where it is not known)."""
+        with self._lock:
+            rows, found = self._locate(keys)
+            offsets = self._text_at[rows[found]]
+            buffer = self._arena.buffer
+            pending = {int(key): self._pending_texts.get(int(key)) for key in keys[~found].tolist()}
+        found_texts = iter(None if offset == NO_TEXT else read_entry(buffer, offset) for offset in offsets.tolist())
+        return [
+            next(found_texts) if is_found else pending[key]
+            for key, is_found in zip(keys.tolist(), found.tolist(), strict=True)
+        ]
+
+    def missing_texts(self, keys: KeyArray) -> npt.NDArray[np.bool_]:
+        """For each key, True if its text is not known (an unknown key included)."""
+        with self._lock:
+            rows, found = self._locate(keys)
+            missing = np.ones(len(keys), dtype=np.bool_)
+            if found.any():
+                missing[found] = self._text_at[rows[found]] == NO_TEXT
+            if self._pending_texts and not found.all():
+                for index in np.flatnonzero(~found).tolist():
+                    missing[index] = int(keys[index]) not in self._pending_texts
+            return missing
 
     @property
     def sequence(self) -> int:
@@ -254,8 +334,12 @@ class GCounterStore:
         with self._lock:
             return self._rows_of(keys)
 
-    def export_chunks(self, chunk_rows: int = EXPORT_CHUNK_ROWS, start_key: int = 0) -> Iterator[StoreChunk]:
+    def export_chunks(
+        self, chunk_rows: int = EXPORT_CHUNK_ROWS, start_key: int = 0, with_texts: bool = False
+    ) -> Iterator[StoreChunk]:
         """Every key with its slots, ascending by key, in chunks of about ``chunk_rows`` keys.
+
+        ``with_texts``: each chunk has its keys' texts too.
 
         Each chunk is copied under the lock and the lock is released between chunks,
         so writers are never held up for more than one chunk and the extra memory is
@@ -274,15 +358,83 @@ class GCounterStore:
                 extra_rows = [list(self._pending[key]) for key in extra]  # copies: merges extend them in place
                 width = self._slots.shape[1]
                 lsn = self._applied_lsn
+                if with_texts:
+                    # Entries already written never change, so they are read after the lock is let go.
+                    offsets, buffer = self._text_at[start:end].copy(), self._arena.buffer
+                    extra_texts = [self._pending_texts.get(key) for key in extra]
+            texts = None
+            if with_texts:
+                texts = column_from_arena(buffer, offsets)
             if extra:
-                keys, slots = _merge_sorted(keys, slots, extra, extra_rows, width)
-            yield StoreChunk(keys, slots, lsn=lsn, high=high)
+                keys, slots, texts = _merge_sorted(
+                    keys, slots, extra, extra_rows, width, texts, extra_texts if with_texts else None
+                )
+            yield StoreChunk(keys, slots, lsn=lsn, high=high, texts=texts)
             low = high
 
-    def memory_bytes(self) -> int:
-        """Bytes held by the arrays (the pending dict is bounded and not counted)."""
+    def top(
+        self,
+        n: int,
+        prefix: bytes | None = None,
+        extra: Mapping[int, int] | None = None,
+        extra_texts: Mapping[int, bytes] | None = None,
+    ) -> list[TopRow]:
+        """The ``n`` keys with the highest totals, highest first; ties in the order of ``TopRow.order``.
+
+        ``extra`` adds amounts held outside the store (a node's pending
+        increments; ``extra_texts`` holds texts of such keys the store lacks).
+        With ``prefix``, only keys whose text starts with those UTF-8 bytes.
+        Keys whose total is 0 are never listed. The lock is held only to take
+        references (and a copy of the small dicts of keys new since the last
+        compaction); the ranking runs on those, so writers are not held up.
+        """
         with self._lock:
-            return int(self._keys.nbytes + self._slots.nbytes)
+            keys, slots, offsets, buffer = self._keys, self._slots, self._text_at, self._arena.buffer
+            pending, pending_texts = dict(self._pending), dict(self._pending_texts)
+        extra = extra or {}
+        extra_texts = extra_texts or {}
+        totals = _saturating_totals(slots)
+        if extra:
+            extra_keys = as_key_array(list(extra))
+            extra_rows, extra_found = _locate_in(keys, extra_keys)
+            if extra_found.any():
+                added = np.array([extra[key] for key in extra_keys[extra_found].tolist()], dtype=np.uint64)
+                target = extra_rows[extra_found]
+                totals[target] = np.minimum(totals[target], _U64_MAX - added) + added
+        candidates = np.flatnonzero(totals)
+        if prefix is not None:
+            candidates = rows_with_prefix(buffer, offsets, candidates, prefix)
+        chosen = _highest_rows(keys, totals, offsets, buffer, candidates, n)
+        listed = [
+            TopRow(key, sum(row) + extra.get(key, 0), None if offset == NO_TEXT else read_entry(buffer, offset))
+            for key, row, offset in zip(
+                keys[chosen].tolist(), slots[chosen].tolist(), offsets[chosen].tolist(), strict=True
+            )
+        ]
+        # Keys outside the arrays: new since the last compaction, or held only in ``extra``.
+        outside = {key: sum(row) + extra.get(key, 0) for key, row in pending.items()}
+        for key, amount in extra.items():
+            if key not in outside and not _contains(keys, key):
+                outside[key] = amount
+        for key, total in outside.items():
+            text = pending_texts.get(key) or extra_texts.get(key)
+            if total and (prefix is None or (text is not None and text.startswith(prefix))):
+                listed.append(TopRow(key, total, text))
+        listed.sort(key=TopRow.order)
+        return listed[:n]
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the arrays and the texts (the pending dicts are bounded and not counted)."""
+        with self._lock:
+            return int(self._keys.nbytes + self._slots.nbytes) + self._text_bytes_locked()
+
+    def text_memory_bytes(self) -> int:
+        """Bytes held by the keyword texts: the offsets beside the keys and the written part of the arena."""
+        with self._lock:
+            return self._text_bytes_locked()
+
+    def _text_bytes_locked(self) -> int:
+        return int(self._text_at.nbytes) + self._arena.nbytes
 
     # --- internals (call with the lock held) -------------------------------------------------
 
@@ -337,16 +489,49 @@ class GCounterStore:
             return
         keys = np.fromiter(self._pending.keys(), dtype=np.uint64, count=len(self._pending))
         rows = np.array(list(self._pending.values()), dtype=np.uint64).reshape(len(keys), self._slots.shape[1])
-        self._pending = {}
-        self._insert_new(keys, rows)
+        texts = self._pending_texts
+        offsets = np.fromiter(
+            (self._arena.append(texts[key]) if key in texts else NO_TEXT for key in self._pending),
+            dtype=np.uint32,
+            count=len(keys),
+        )
+        self._pending, self._pending_texts = {}, {}
+        self._insert_new(keys, rows, offsets)
 
-    def _insert_new(self, keys: KeyArray, rows: SlotArray) -> None:
-        """Insert keys that are in neither the arrays nor pending."""
+    def _insert_new(self, keys: KeyArray, rows: SlotArray, offsets: OffsetArray | None = None) -> None:
+        """Insert keys that are in neither the arrays nor pending (with their texts' arena offsets)."""
+        if offsets is None:
+            offsets = np.full(len(keys), NO_TEXT, dtype=np.uint32)
         order = np.argsort(keys, kind="stable")
-        keys, rows = keys[order], rows[order]
+        keys, rows, offsets = keys[order], rows[order], offsets[order]
         positions = np.searchsorted(self._keys, keys)
         self._keys = np.insert(self._keys, positions, keys)
         self._slots = np.insert(self._slots, positions, rows, axis=0)
+        self._text_at = np.insert(self._text_at, positions, offsets)
+
+    def _set_texts_locked(
+        self,
+        keys: KeyArray,
+        texts: TextColumn,
+        located: tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]] | None = None,
+    ) -> int:
+        """``set_texts`` with the lock held (``located``: ``_locate(keys)`` if the caller has it)."""
+        rows, found = located if located is not None else self._locate(keys)
+        newly_known = 0
+        for index, text in enumerate(texts.texts()):
+            if not text:
+                continue
+            if found[index]:
+                row = int(rows[index])
+                if self._text_at[row] == NO_TEXT:
+                    self._text_at[row] = self._arena.append(text)
+                    newly_known += 1
+                continue
+            key = int(keys[index])
+            if key in self._pending and key not in self._pending_texts:
+                self._pending_texts[key] = text
+                newly_known += 1
+        return newly_known
 
     def _merge_locked(self, keys: KeyArray, slots: SlotArray) -> tuple[KeyArray, int]:
         """Merge rows by max; return the keys whose slots grew (new keys included) and the count of new keys."""
@@ -403,6 +588,64 @@ class GCounterStore:
         return grown
 
 
+def _saturating_totals(slots: SlotArray) -> KeyArray:
+    """Each row's sum, saturating at 2**64 - 1 (a ranking key; exact sums are taken per listed row)."""
+    totals = np.zeros(slots.shape[0], dtype=np.uint64)
+    for column in range(slots.shape[1]):
+        values = slots[:, column]
+        totals = np.minimum(totals, _U64_MAX - values) + values
+    return totals
+
+
+def _contains(sorted_keys: KeyArray, key: int) -> bool:
+    row = bisect_left(sorted_keys, key)
+    return row < len(sorted_keys) and int(sorted_keys[row]) == key
+
+
+def _highest_rows(
+    keys: KeyArray,
+    totals: KeyArray,
+    offsets: OffsetArray,
+    buffer: npt.NDArray[np.uint8],
+    candidates: npt.NDArray[np.intp],
+    n: int,
+) -> npt.NDArray[np.intp]:
+    """The ``n`` candidate rows first in ``TopRow.order`` (unsorted), without looking at every text.
+
+    Every row above the n-th highest total is in; of the rows tied at it, the
+    ones whose texts come first fill the rest.
+    """
+    if len(candidates) <= n:
+        return candidates
+    values = totals[candidates]
+    cut = np.partition(values, len(values) - n)[len(values) - n]
+    above = candidates[values > cut]
+    tied = candidates[values == cut]
+    return np.concatenate((above, _first_by_text(keys, offsets, buffer, tied, n - len(above))))
+
+
+def _first_by_text(
+    keys: KeyArray, offsets: OffsetArray, buffer: npt.NDArray[np.uint8], rows: npt.NDArray[np.intp], wanted: int
+) -> npt.NDArray[np.intp]:
+    """The ``wanted`` rows whose texts come first (keys without a text last, by key)."""
+    if len(rows) <= wanted:
+        return rows
+    # Compare the first 8 bytes of every text at once; only rows that tie on them
+    # at the boundary need their whole texts compared.
+    leads = leading_bytes(buffer, offsets[rows])
+    boundary_lead = np.partition(leads, wanted - 1)[wanted - 1]
+    sure = rows[leads < boundary_lead]
+    boundary = rows[leads == boundary_lead]
+    still = wanted - len(sure)
+    if boundary_lead == _U64_MAX:  # no texts: by key
+        boundary = boundary[np.argsort(keys[boundary], kind="stable")]
+    else:
+        boundary = np.array(
+            sorted(boundary.tolist(), key=lambda row: read_entry(buffer, int(offsets[row]))), dtype=np.intp
+        )
+    return np.concatenate((sure, boundary[:still]))
+
+
 def _trim_zero_columns(slots: SlotArray) -> SlotArray:
     """Drop trailing all-zero slot columns, so a long zero-padded row widens nothing."""
     width = slots.shape[1]
@@ -424,13 +667,25 @@ def _combine_duplicates(keys: KeyArray, slots: SlotArray) -> tuple[KeyArray, Slo
 
 
 def _merge_sorted(
-    keys: KeyArray, slots: SlotArray, extra: list[int], extra_rows: list[list[int]], width: int
-) -> tuple[KeyArray, SlotArray]:
-    """Merge sorted pending keys (absent from ``keys``) into a sorted chunk."""
+    keys: KeyArray,
+    slots: SlotArray,
+    extra: list[int],
+    extra_rows: list[list[int]],
+    width: int,
+    texts: TextColumn | None,
+    extra_texts: list[bytes | None] | None,
+) -> tuple[KeyArray, SlotArray, TextColumn | None]:
+    """Merge sorted pending keys (absent from ``keys``) and their texts into a sorted chunk."""
     extra_keys = np.array(extra, dtype=np.uint64)
     extra_slots = np.array(extra_rows, dtype=np.uint64).reshape(len(extra), width)
     positions = np.searchsorted(keys, extra_keys)
-    return np.insert(keys, positions, extra_keys), np.insert(slots, positions, extra_slots, axis=0)
+    merged_texts = None
+    if texts is not None and extra_texts is not None:
+        all_texts = texts.texts()
+        for shift, (position, text) in enumerate(zip(positions.tolist(), extra_texts, strict=True)):
+            all_texts.insert(position + shift, text)
+        merged_texts = TextColumn.from_texts(all_texts)
+    return np.insert(keys, positions, extra_keys), np.insert(slots, positions, extra_slots, axis=0), merged_texts
 
 
 def rows_array(rows: Sequence[Sequence[int]]) -> SlotArray:

@@ -1,0 +1,232 @@
+"""Keyword texts: the UTF-8 text of each key, kept beside the counts.
+
+A key is the CRC-64 of its keyword, so on its own it can be counted but never
+shown. Two forms carry texts:
+
+* ``TextColumn``: the texts of a run of keys (a log record's, a snapshot
+  chunk's, a sync message's), aligned with those keys: ``lengths[i]`` bytes of
+  ``data`` belong to key ``i``, a length of 0 means "text not known" (a
+  keyword is never empty). Wire form: ``rows x u32 lengths`` (little-endian),
+  then the texts one after the other.
+* ``TextArena``: the store's own copy, one append-only byte array holding every
+  text once, each entry a length (one byte, or 255 and a u32 for a text of 255
+  bytes or more) followed by the text. The store keeps one ``u32`` arena offset
+  per key (``NO_TEXT`` when unknown), so a key's text costs its length plus 5
+  bytes, and no Python object.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import CounterError
+
+OffsetArray = npt.NDArray[np.uint32]
+
+NO_TEXT = 0xFFFFFFFF  # the offset of a key whose text is not known
+_LONG = 255  # the length byte of an entry whose u32 length follows
+_U32 = struct.Struct("<I")
+_LE_U32 = np.dtype("<u4")
+
+
+class TextsCorrupt(CounterError):
+    """A texts section whose lengths run past the bytes it has."""
+
+    code = "texts_corrupt"
+
+
+@dataclass(frozen=True)
+class TextColumn:
+    """The texts of ``len(lengths)`` keys, aligned with them; a length of 0 is an unknown text."""
+
+    lengths: npt.NDArray[np.uint32]
+    data: bytes
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[bytes | None]) -> TextColumn:
+        """A column of ``texts`` (None or empty: not known)."""
+        lengths = np.fromiter((len(text) if text else 0 for text in texts), dtype=np.uint32, count=len(texts))
+        return cls(lengths, b"".join(text for text in texts if text))
+
+    @classmethod
+    def unknown(cls, rows: int) -> TextColumn:
+        return cls(np.zeros(rows, dtype=np.uint32), b"")
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def any(self) -> bool:
+        """True if at least one text is known."""
+        return bool(self.data)
+
+    def texts(self) -> list[bytes | None]:
+        """Every row's text (None where unknown), in order."""
+        result: list[bytes | None] = []
+        data, position = self.data, 0
+        for length in self.lengths.tolist():
+            if length:
+                result.append(data[position : position + length])
+                position += length
+            else:
+                result.append(None)
+        return result
+
+    def take(self, mask: npt.NDArray[np.bool_]) -> TextColumn:
+        """The rows where ``mask`` is True."""
+        if not self.data:
+            return TextColumn.unknown(int(mask.sum()))
+        return TextColumn.from_texts([text for text, keep in zip(self.texts(), mask.tolist(), strict=True) if keep])
+
+    def encode(self) -> bytes:
+        """The wire form: u32 lengths, then the texts."""
+        return self.lengths.astype(_LE_U32, copy=False).tobytes() + self.data
+
+    @classmethod
+    def decode(
+        cls, buffer: bytes | memoryview, offset: int, rows: int, end: int | None = None
+    ) -> tuple[TextColumn, int]:
+        """Read a column of ``rows`` texts at ``offset`` (not past ``end``); return it and the offset after it.
+
+        Raises ``TextsCorrupt`` if the lengths run past the buffer; the bytes are
+        not checked to be UTF-8 (a node shows a text as it was sent).
+        """
+        end = len(buffer) if end is None else end
+        if offset + 4 * rows > end:
+            raise TextsCorrupt(f"a texts section of {rows} rows runs past the end of its data")
+        lengths = np.frombuffer(buffer, dtype=_LE_U32, count=rows, offset=offset).astype(np.uint32)
+        offset += 4 * rows
+        size = int(lengths.sum(dtype=np.uint64))
+        if offset + size > end:
+            raise TextsCorrupt(f"texts of {size} bytes run past the end of their data")
+        return cls(lengths, bytes(buffer[offset : offset + size])), offset + size
+
+
+def concat_columns(columns: Sequence[TextColumn]) -> TextColumn:
+    """Columns one after the other."""
+    if not columns:
+        return TextColumn.unknown(0)
+    return TextColumn(np.concatenate([column.lengths for column in columns]), b"".join(c.data for c in columns))
+
+
+class TextArena:
+    """An append-only byte array of length-prefixed texts (not thread-safe: the store's lock guards it).
+
+    ``buffer[:used]`` never changes once written, so a reader may keep a
+    reference to ``buffer`` and ``used`` and read entries after the lock is
+    released; growing replaces ``buffer`` and leaves the old one to such readers.
+    Capacity doubles, and pages of it not written yet take no memory.
+    """
+
+    def __init__(self, buffer: npt.NDArray[np.uint8] | None = None) -> None:
+        self.buffer: npt.NDArray[np.uint8] = buffer if buffer is not None else np.empty(0, dtype=np.uint8)
+        self.used = len(self.buffer)
+
+    def append(self, text: bytes) -> int:
+        """Store ``text`` (non-empty); return its offset, or ``NO_TEXT`` if the arena is full (4 GiB)."""
+        entry = (bytes((len(text),)) if len(text) < _LONG else bytes((_LONG,)) + _U32.pack(len(text))) + text
+        offset = self.used
+        if offset + len(entry) >= NO_TEXT:
+            return NO_TEXT
+        if offset + len(entry) > len(self.buffer):
+            grown = np.empty(max(2 * len(self.buffer), offset + len(entry), 4096), dtype=np.uint8)
+            grown[:offset] = self.buffer[:offset]
+            self.buffer = grown
+        self.buffer[offset : offset + len(entry)] = np.frombuffer(entry, dtype=np.uint8)
+        self.used = offset + len(entry)
+        return offset
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes written (the capacity past them is not touched, so not resident)."""
+        return self.used
+
+
+def read_entry(buffer: npt.NDArray[np.uint8], offset: int) -> bytes:
+    """The text of the arena entry at ``offset``."""
+    length = int(buffer[offset])
+    if length < _LONG:
+        return buffer[offset + 1 : offset + 1 + length].tobytes()
+    (length,) = _U32.unpack(buffer[offset + 1 : offset + 5].tobytes())
+    return buffer[offset + 5 : offset + 5 + length].tobytes()
+
+
+def entry_spans(
+    buffer: npt.NDArray[np.uint8], offsets: OffsetArray
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Where the text of each entry starts in ``buffer``, and its length (offsets must not be ``NO_TEXT``)."""
+    starts = offsets.astype(np.int64)
+    lengths = buffer[starts].astype(np.int64)
+    long_entries = np.flatnonzero(lengths == _LONG)
+    starts += 1
+    for index in long_entries.tolist():  # texts of 255 bytes or more are rare
+        position = int(starts[index])
+        (lengths[index],) = _U32.unpack(buffer[position : position + 4].tobytes())
+        starts[index] = position + 4
+    return starts, lengths
+
+
+def rows_with_prefix(
+    buffer: npt.NDArray[np.uint8], offsets: OffsetArray, rows: npt.NDArray[np.intp], prefix: bytes
+) -> npt.NDArray[np.intp]:
+    """The ``rows`` whose text (at ``offsets[row]``) starts with ``prefix``; rows without a text never do.
+
+    One byte of the prefix at a time over the rows still in, so the work falls
+    off as fast as the matches do.
+    """
+    rows = rows[offsets[rows] != NO_TEXT]
+    if not prefix:
+        return rows
+    starts, lengths = entry_spans(buffer, offsets[rows])
+    for position, byte in enumerate(prefix):
+        keep = lengths > position
+        keep[keep] = buffer[starts[keep] + position] == byte
+        rows, starts, lengths = rows[keep], starts[keep], lengths[keep]
+        if len(rows) == 0:
+            break
+    return rows
+
+
+def leading_bytes(buffer: npt.NDArray[np.uint8], offsets: OffsetArray) -> npt.NDArray[np.uint64]:
+    """Each text's first 8 bytes as a big-endian number (zero-padded); 2**64 - 1 where there is no text.
+
+    The order of these numbers never contradicts the order of the texts (a
+    UTF-8 text never holds the byte 0xFF, so no text reaches the value of a
+    missing one); equal numbers need the full texts to tell them apart.
+    """
+    result = np.full(len(offsets), np.uint64(0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
+    known = np.flatnonzero(offsets != NO_TEXT)
+    starts, lengths = entry_spans(buffer, offsets[known])
+    packed = np.zeros(len(known), dtype=np.uint64)
+    for position in range(8):
+        byte = np.zeros(len(known), dtype=np.uint64)
+        inside = lengths > position
+        byte[inside] = buffer[starts[inside] + position]
+        packed = (packed << np.uint64(8)) | byte
+    result[known] = packed
+    return result
+
+
+def iter_entries(buffer: npt.NDArray[np.uint8], offsets: OffsetArray) -> Iterator[bytes | None]:
+    """The text at each offset (None for ``NO_TEXT``)."""
+    for offset in offsets.tolist():
+        yield None if offset == NO_TEXT else read_entry(buffer, offset)
+
+
+def column_from_arena(buffer: npt.NDArray[np.uint8], offsets: OffsetArray) -> TextColumn:
+    """The texts at ``offsets`` (``NO_TEXT``: unknown) as a column, gathered in one numpy step."""
+    lengths = np.zeros(len(offsets), dtype=np.int64)
+    known = np.flatnonzero(offsets != NO_TEXT)
+    if len(known) == 0:
+        return TextColumn.unknown(len(offsets))
+    starts, known_lengths = entry_spans(buffer, offsets[known])
+    lengths[known] = known_lengths
+    # Byte i of the output comes from buffer[start of its text + its place in the text].
+    ends = np.cumsum(known_lengths)
+    shift = np.repeat(starts - (ends - known_lengths), known_lengths)
+    data = buffer[np.arange(int(ends[-1]), dtype=np.int64) + shift].tobytes()
+    return TextColumn(lengths.astype(np.uint32), data)
