@@ -83,7 +83,7 @@ def test_a_key_keeps_its_first_text_through_compaction_merges_and_export() -> No
     # A second text for a known key (a CRC-64 clash) does not replace the first.
     store.set_texts(np.array([keyword_key("the")], dtype=np.uint64), TextColumn.from_texts([b"other"]))
     assert store.texts_of(np.array([keyword_key("the")], dtype=np.uint64)) == [b"the"]
-    exported = {}
+    exported: dict[int, bytes | None] = {}
     for chunk in store.export_chunks(chunk_rows=7, with_texts=True):
         assert chunk.texts is not None
         exported.update(zip(chunk.keys.tolist(), chunk.texts.texts(), strict=True))
