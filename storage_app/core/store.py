@@ -517,20 +517,19 @@ class GCounterStore:
     ) -> int:
         """``set_texts`` with the lock held (``located``: ``_locate(keys)`` if the caller has it)."""
         rows, found = located if located is not None else self._locate(keys)
-        newly_known = 0
-        for index, text in enumerate(texts.texts()):
-            if not text:
-                continue
-            if found[index]:
-                row = int(rows[index])
-                if self._text_at[row] == NO_TEXT:
-                    self._text_at[row] = self._arena.append(text)
+        given = texts.lengths > 0
+        into_arrays = found & given
+        into_arrays[into_arrays] = self._text_at[rows[into_arrays]] == NO_TEXT
+        newly_known = int(into_arrays.sum())
+        if newly_known:
+            # Rows are distinct (keys are), so the fancy assignment sets every one.
+            self._text_at[rows[into_arrays]] = self._arena.extend(texts.compress(into_arrays))
+        elsewhere = ~found & given
+        if elsewhere.any() and self._pending:
+            for key, text in zip(keys[elsewhere].tolist(), texts.compress(elsewhere).texts(), strict=True):
+                if key in self._pending and key not in self._pending_texts and text:
+                    self._pending_texts[key] = text
                     newly_known += 1
-                continue
-            key = int(keys[index])
-            if key in self._pending and key not in self._pending_texts:
-                self._pending_texts[key] = text
-                newly_known += 1
         return newly_known
 
     def _merge_locked(self, keys: KeyArray, slots: SlotArray) -> tuple[KeyArray, int]:

@@ -27,6 +27,7 @@ import numpy.typing as npt
 from .errors import CounterError
 
 OffsetArray = npt.NDArray[np.uint32]
+Positions = npt.NDArray[np.int64]
 
 NO_TEXT = 0xFFFFFFFF  # the offset of a key whose text is not known
 _LONG = 255  # the length byte of an entry whose u32 length follows
@@ -76,11 +77,18 @@ class TextColumn:
                 result.append(None)
         return result
 
-    def take(self, mask: npt.NDArray[np.bool_]) -> TextColumn:
-        """The rows where ``mask`` is True."""
-        if not self.data:
-            return TextColumn.unknown(int(mask.sum()))
-        return TextColumn.from_texts([text for text, keep in zip(self.texts(), mask.tolist(), strict=True) if keep])
+    def only(self, mask: npt.NDArray[np.bool_]) -> TextColumn:
+        """The same rows, with the texts of rows where ``mask`` is False made unknown (one numpy gather)."""
+        keep = mask & (self.lengths > 0)
+        kept_lengths = self.lengths[keep].astype(np.int64)
+        starts = (np.cumsum(self.lengths, dtype=np.int64) - self.lengths)[keep]
+        data = np.frombuffer(self.data, dtype=np.uint8)[_gather_index(starts, kept_lengths)].tobytes()
+        return TextColumn(np.where(keep, self.lengths, np.uint32(0)).astype(np.uint32), data)
+
+    def compress(self, mask: npt.NDArray[np.bool_]) -> TextColumn:
+        """Only the rows where ``mask`` is True."""
+        kept = self.only(mask)
+        return TextColumn(kept.lengths[mask], kept.data)
 
     def encode(self) -> bytes:
         """The wire form: u32 lengths, then the texts."""
@@ -122,9 +130,9 @@ class TextArena:
     Capacity doubles, and pages of it not written yet take no memory.
     """
 
-    def __init__(self, buffer: npt.NDArray[np.uint8] | None = None) -> None:
-        self.buffer: npt.NDArray[np.uint8] = buffer if buffer is not None else np.empty(0, dtype=np.uint8)
-        self.used = len(self.buffer)
+    def __init__(self) -> None:
+        self.buffer: npt.NDArray[np.uint8] = np.empty(0, dtype=np.uint8)
+        self.used = 0
 
     def append(self, text: bytes) -> int:
         """Store ``text`` (non-empty); return its offset, or ``NO_TEXT`` if the arena is full (4 GiB)."""
@@ -132,13 +140,36 @@ class TextArena:
         offset = self.used
         if offset + len(entry) >= NO_TEXT:
             return NO_TEXT
-        if offset + len(entry) > len(self.buffer):
-            grown = np.empty(max(2 * len(self.buffer), offset + len(entry), 4096), dtype=np.uint8)
-            grown[:offset] = self.buffer[:offset]
-            self.buffer = grown
+        self._reserve(len(entry))
         self.buffer[offset : offset + len(entry)] = np.frombuffer(entry, dtype=np.uint8)
         self.used = offset + len(entry)
         return offset
+
+    def extend(self, column: TextColumn) -> OffsetArray:
+        """Store every text of ``column`` (all known); return their offsets. One numpy step for short texts."""
+        lengths = column.lengths.astype(np.int64)
+        sizes = lengths + 1
+        entry_ends = np.cumsum(sizes)
+        total = int(entry_ends[-1]) if len(entry_ends) else 0
+        if bool((lengths >= _LONG).any()) or self.used + total >= NO_TEXT or not bool((lengths > 0).all()):
+            return np.array([self.append(text) if text else NO_TEXT for text in column.texts()], dtype=np.uint32)
+        self._reserve(total)
+        base = self.used
+        entry_starts = entry_ends - sizes
+        written = self.buffer[base : base + total]
+        written[entry_starts] = lengths.astype(np.uint8)
+        text_starts = np.cumsum(lengths) - lengths
+        written[_gather_index(text_starts, lengths) + np.repeat(entry_starts + 1 - text_starts, lengths)] = (
+            np.frombuffer(column.data, dtype=np.uint8)
+        )
+        self.used = base + total
+        return (entry_starts + base).astype(np.uint32)
+
+    def _reserve(self, size: int) -> None:
+        if self.used + size > len(self.buffer):
+            grown = np.empty(max(2 * len(self.buffer), self.used + size, 4096), dtype=np.uint8)
+            grown[: self.used] = self.buffer[: self.used]
+            self.buffer = grown
 
     @property
     def nbytes(self) -> int:
@@ -217,6 +248,14 @@ def iter_entries(buffer: npt.NDArray[np.uint8], offsets: OffsetArray) -> Iterato
         yield None if offset == NO_TEXT else read_entry(buffer, offset)
 
 
+def _gather_index(starts: Positions, lengths: Positions) -> Positions:
+    """Indexes of the bytes of runs ``[starts[i], starts[i] + lengths[i])``, one run after the other."""
+    ends = np.cumsum(lengths)
+    total = int(ends[-1]) if len(ends) else 0
+    index: Positions = np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - lengths), lengths)
+    return index
+
+
 def column_from_arena(buffer: npt.NDArray[np.uint8], offsets: OffsetArray) -> TextColumn:
     """The texts at ``offsets`` (``NO_TEXT``: unknown) as a column, gathered in one numpy step."""
     lengths = np.zeros(len(offsets), dtype=np.int64)
@@ -225,8 +264,5 @@ def column_from_arena(buffer: npt.NDArray[np.uint8], offsets: OffsetArray) -> Te
         return TextColumn.unknown(len(offsets))
     starts, known_lengths = entry_spans(buffer, offsets[known])
     lengths[known] = known_lengths
-    # Byte i of the output comes from buffer[start of its text + its place in the text].
-    ends = np.cumsum(known_lengths)
-    shift = np.repeat(starts - (ends - known_lengths), known_lengths)
-    data = buffer[np.arange(int(ends[-1]), dtype=np.int64) + shift].tobytes()
+    data = buffer[_gather_index(starts, known_lengths)].tobytes()
     return TextColumn(lengths.astype(np.uint32), data)

@@ -154,3 +154,20 @@ def test_top_equals_the_top_of_a_reference_count(texts: list[list[str]], n: int,
             reference[word] = reference.get(word, 0) + 1
     expected = reference_top(reference, n, prefix)
     assert as_pairs(store.top(n, prefix=None if prefix is None else prefix.encode())) == expected
+
+
+def test_many_texts_go_into_the_arena_in_one_step_and_read_back() -> None:
+    arena = TextArena()
+    texts = [f"word{number}".encode() for number in range(5000)]
+    offsets = arena.extend(TextColumn.from_texts(texts))
+    assert column_from_arena(arena.buffer, offsets).texts() == texts
+    with_long = [b"a", b"b" * 300]
+    offsets = arena.extend(TextColumn.from_texts(with_long))  # before reading arena.buffer: growing replaces it
+    assert column_from_arena(arena.buffer, offsets).texts() == with_long
+
+
+def test_only_and_compress_keep_the_texts_of_the_rows_asked_for() -> None:
+    column = TextColumn.from_texts([b"one", None, b"three", b"four"])
+    mask = np.array([False, True, True, True])
+    assert column.only(mask).texts() == [None, None, b"three", b"four"]
+    assert column.compress(mask).texts() == [None, b"three", b"four"]
