@@ -73,7 +73,7 @@ from bench.sync_bench import Writer, cluster, preload, totals  # noqa: E402
 from storage_app.core.keywords import Keywords  # noqa: E402
 from storage_app.core.snapshot import Snapshot, decode_snapshot  # noqa: E402
 from storage_app.core.store import GCounterStore, StoreChunk  # noqa: E402
-from storage_app.core.tokenizer_processes import count_as_arrays  # noqa: E402
+from storage_app.core.tokenizer_processes import Counted, count_as_arrays  # noqa: E402
 from sync_app.core.legacy_protocol import encode_legacy_sync  # noqa: E402
 from tests.cluster.nodes import Node, crash, descendants, free_port, start_all, wait_until  # noqa: E402
 
@@ -373,7 +373,7 @@ def _redis_lua_chunks(port: int, chunks: list[bytes], barrier: Any, results: Any
     results.put(tokens)
 
 
-def _count_chunk(chunk: bytes) -> tuple[int, Any, Any]:
+def _count_chunk(chunk: bytes) -> Counted:
     return count_as_arrays(_POOL_KEYWORDS, chunk)
 
 
@@ -394,9 +394,10 @@ def all_core_ceiling(chunks: list[bytes]) -> tuple[int, float]:
         pool.map(len, [b""] * processes)  # every process started before the clock
         started = time.perf_counter()
         tokens = 0
-        for count, keys, amounts in pool.imap(_count_chunk, chunks, chunksize=4):
-            tokens += count
-            store.increment_arrays(0, keys, amounts)
+        for counted in pool.imap(_count_chunk, chunks, chunksize=4):
+            tokens += counted.tokens
+            # The node's own work on a text: it keeps the texts of keywords it did not know.
+            store.increment_arrays(0, counted.keys, counted.counts, texts=counted.texts)
         elapsed = time.perf_counter() - started
     finally:
         # close and join, not terminate (the context manager's way): a worker killed while it

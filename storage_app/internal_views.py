@@ -44,7 +44,7 @@ class LoadView(InternalView):
 
     def post(self, request: Request) -> Response:
         snapshot = decode_snapshot(read_body(request, 1 << 40, "internal"))
-        result = current_node().merge_rows(snapshot.keys, snapshot.slots)
+        result = current_node().merge_rows(snapshot.keys, snapshot.slots, texts=snapshot.texts)
         return Response({"received": result.received, "changed": result.changed, "added": result.added})
 
 

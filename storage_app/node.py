@@ -41,8 +41,17 @@ from storage_app.core.keywords import Keywords
 from storage_app.core.pending import PendingIncrements
 from storage_app.core.run_state import RunState, boot_id
 from storage_app.core.snapshot import Snapshot, encode_snapshot, read_snapshot_file, write_snapshot_file
-from storage_app.core.store import LOCAL_ORIGIN, GCounterStore, KeyArray, MergeResult, SlotArray, StoreChunk
-from storage_app.core.tokenizer_processes import TokenizerProcesses, count_as_arrays
+from storage_app.core.store import (
+    LOCAL_ORIGIN,
+    GCounterStore,
+    KeyArray,
+    MergeResult,
+    SlotArray,
+    StoreChunk,
+    TopRow,
+)
+from storage_app.core.texts import TextColumn
+from storage_app.core.tokenizer_processes import Counted, TokenizerProcesses, count_as_arrays
 from storage_app.core.wal import LogRecord, RecordKind, WriteAheadLog, list_segments, read_log
 
 logger = logging.getLogger(__name__)
@@ -172,7 +181,7 @@ class Node:
         store = self.store
         last_lsn = 0
         if snapshot is not None:
-            store.merge(snapshot.keys, snapshot.slots)
+            store.merge(snapshot.keys, snapshot.slots, texts=snapshot.texts)
             last_lsn = int(snapshot.range_lsns.max()) if len(snapshot.range_lsns) else 0
             self._snapshot_lsns = [snapshot.log_position]
         had_state = snapshot is not None or bool(list_segments(config.wal_dir))
@@ -183,7 +192,7 @@ class Node:
             if record.tag:
                 self._remember_tag(record.tag)
             if record.kind == RecordKind.PENDING:
-                self.pending.add(record.keys, record.amounts, record.lsn)
+                self.pending.add(record.keys, record.amounts, record.lsn, record.texts)
             else:
                 keys, amounts = record.keys, record.amounts
                 if snapshot is not None:
@@ -192,6 +201,9 @@ class Node:
                 store.increment_arrays(record.slot, keys, amounts, lsn=record.lsn)
                 if record.kind == RecordKind.FOLD:
                     self.pending.clear()  # the fold record holds every pending increment before it
+            if record.texts is not None:
+                # Every key of the record, counted again or not: a text is set once, so this is idempotent.
+                store.set_texts(record.keys, record.texts)
             last_lsn = max(last_lsn, record.lsn)
             replayed += 1
         self.wal = WriteAheadLog(config.wal_dir, next_lsn=last_lsn + 1, fsync=config.fsync)
@@ -323,20 +335,27 @@ class Node:
                     )
                 first_in_batch[key] = (body_print, index)
                 to_count.append(index)
-            counted = [(index, *self._tokenize(texts[index])) for index in to_count]
+            counted = [(index, self._tokenize(texts[index])) for index in to_count]
             node_id = self.config.node_id
             tag = b"".join(
-                Remembered(text_key, first_in_batch[text_key][0], tokens, len(text_keys), node_id, now).encode()
-                for index, tokens, text_keys, _ in counted
+                Remembered(text_key, first_in_batch[text_key][0], one.tokens, len(one.keys), node_id, now).encode()
+                for index, one in counted
                 if (text_key := keys[index]) is not None
             )
             merged_keys, merged_amounts = _sum_by_key(
-                [text_keys for _, _, text_keys, _ in counted], [amounts for _, _, _, amounts in counted]
+                [one.keys for _, one in counted], [one.counts for _, one in counted]
             )
             if counted:  # a batch of replays only writes nothing, like a single replay
-                self._apply(merged_keys, merged_amounts, tag, texts=len(counted), tokens=sum(c[1] for c in counted))
-        for index, tokens, text_keys, _ in counted:
-            results[index] = IndexResult(tokens=tokens, keywords=len(text_keys))
+                self._apply(
+                    merged_keys,
+                    merged_amounts,
+                    tag,
+                    texts=len(counted),
+                    tokens=sum(one.tokens for _, one in counted),
+                    keyword_texts=[(one.keys, one.texts) for _, one in counted],
+                )
+        for index, one in counted:
+            results[index] = IndexResult(tokens=one.tokens, keywords=len(one.keys))
         for index, first in repeats.items():
             original = results[first]
             assert original is not None
@@ -344,15 +363,24 @@ class Node:
         return [result for result in results if result is not None]
 
     def _count(self, data: bytes, keyed: tuple[bytes, bytes] | None) -> IndexResult:
-        token_count, keys, amounts = self._tokenize(data)
+        counted = self._tokenize(data)
         tag = b""
         if keyed is not None:
-            tag = Remembered(keyed[0], keyed[1], token_count, len(keys), self.config.node_id, _now_ms()).encode()
-        self._apply(keys, amounts, tag, texts=1, tokens=token_count)
-        return IndexResult(tokens=token_count, keywords=len(keys))
+            tag = Remembered(
+                keyed[0], keyed[1], counted.tokens, len(counted.keys), self.config.node_id, _now_ms()
+            ).encode()
+        self._apply(
+            counted.keys,
+            counted.counts,
+            tag,
+            texts=1,
+            tokens=counted.tokens,
+            keyword_texts=[(counted.keys, counted.texts)],
+        )
+        return IndexResult(tokens=counted.tokens, keywords=len(counted.keys))
 
-    def _tokenize(self, data: bytes) -> tuple[int, KeyArray, KeyArray]:
-        """(tokens, distinct keys, their counts) of ``data``; a large text goes to a tokenizer process."""
+    def _tokenize(self, data: bytes) -> Counted:
+        """The tokens, distinct keys, counts and texts of ``data``; a large text goes to a tokenizer process."""
         try:
             if len(data) >= TOKENIZE_IN_CHILD_FROM and (children := self._tokenizer_processes()) is not None:
                 return children.count(data)
@@ -362,8 +390,21 @@ class Node:
                 f"Request body is not valid UTF-8 (byte {error.start}: {error.reason}); nothing was counted."
             ) from None
 
-    def _apply(self, keys: KeyArray, amounts: KeyArray, tag: bytes, texts: int, tokens: int) -> None:
-        """Log and count increments of this node's slot (pending while unproven), with the keys in ``tag``."""
+    def _apply(
+        self,
+        keys: KeyArray,
+        amounts: KeyArray,
+        tag: bytes,
+        texts: int,
+        tokens: int,
+        keyword_texts: list[tuple[KeyArray, TextColumn]],
+    ) -> None:
+        """Log and count increments of this node's slot (pending while unproven), with the keys in ``tag``.
+
+        ``keyword_texts`` holds the texts of ``keys`` (from one or more tokenized
+        texts); the ones the node does not know yet go into the record with the
+        increments, so a restart from the log knows them too.
+        """
         self.require_ready()
         if self.clash is not None:
             raise NodeIdClash(f"This node takes no writes: {self.clash}. Nothing was counted; write to another node.")
@@ -377,14 +418,17 @@ class Node:
         try:
             node_id = self.config.node_id
             assert self.wal is not None
+            new_texts = self._texts_not_known(keys, keyword_texts, pending)
             if pending and (len(keys) or tag):
-                self.wal.append(node_id, keys, amounts, self._apply_logged, kind=RecordKind.PENDING, tag=tag)
+                self.wal.append(
+                    node_id, keys, amounts, self._apply_logged, kind=RecordKind.PENDING, tag=tag, texts=new_texts
+                )
             elif not self.config.wal:
                 if tag:
                     self._remember_tag(tag)
-                self.store.increment_arrays(node_id, keys, amounts)
+                self.store.increment_arrays(node_id, keys, amounts, texts=new_texts)
             elif len(keys) or tag:
-                self.wal.append(node_id, keys, amounts, self._apply_logged, tag=tag)
+                self.wal.append(node_id, keys, amounts, self._apply_logged, tag=tag, texts=new_texts)
         finally:
             with self._writes:
                 self._writes_in_flight -= 1
@@ -393,6 +437,25 @@ class Node:
             self.texts_indexed += texts
             self.tokens_indexed += tokens
         self._checkpoint_if_the_log_grew()
+
+    def _texts_not_known(
+        self, keys: KeyArray, sources: list[tuple[KeyArray, TextColumn]], pending: bool
+    ) -> TextColumn | None:
+        """The texts of ``keys`` that neither the store nor the pending increments hold (aligned), or None."""
+        missing = self.store.missing_texts(keys)
+        if pending and missing.any():
+            missing &= ~self.pending.has_text(keys)
+        if not missing.any():
+            return None
+        if len(sources) == 1 and sources[0][0] is keys:
+            return sources[0][1].only(missing)
+        wanted = set(keys[missing].tolist())
+        found: dict[int, bytes] = {}
+        for source_keys, column in sources:
+            for key, text in zip(source_keys.tolist(), column.texts(), strict=True):
+                if text and key in wanted:
+                    found.setdefault(key, text)
+        return TextColumn.from_texts([found.get(key) for key in keys.tolist()])
 
     def _checkpoint_if_the_log_grew(self) -> None:
         """Write a snapshot in the background once the log has grown by COUNTER_CHECKPOINT_LOG_BYTES since the last.
@@ -450,10 +513,25 @@ class Node:
                     "(COUNTER_MAX_KEYWORD_LENGTH)."
                 )
 
-    def merge_rows(self, keys: KeyArray, slots: SlotArray, origin: int = LOCAL_ORIGIN) -> MergeResult:
-        """Merge rows from a peer (node id ``origin``) or a file, by max per slot."""
+    def merge_rows(
+        self, keys: KeyArray, slots: SlotArray, origin: int = LOCAL_ORIGIN, texts: TextColumn | None = None
+    ) -> MergeResult:
+        """Merge rows from a peer (node id ``origin``) or a file, by max per slot, with the keys' texts if given."""
         self.require_ready()
-        return self.store.merge(keys, slots, origin=origin)
+        return self.store.merge(keys, slots, origin=origin, texts=texts)
+
+    def top(self, n: int, prefix: str | None = None) -> list[TopRow]:
+        """The ``n`` keywords counted most, cluster-wide as this node knows it (see ``GCounterStore.top``).
+
+        ``prefix`` is normalised as a lookup's keyword is; pending increments count.
+        """
+        self.require_ready()
+        prefix_bytes = None if prefix is None else self.keywords.normalize(prefix).encode("utf-8")
+        if not len(self.pending):
+            return self.store.top(n, prefix_bytes)
+        with self._fold_view:
+            amounts, texts = self.pending.held()
+            return self.store.top(n, prefix_bytes, extra=amounts, extra_texts=texts)
 
     # --- pending increments -----------------------------------------------------------------------
 
@@ -473,11 +551,17 @@ class Node:
                 self._folding = True
                 self._writes.wait_for(lambda: self._writes_in_flight == 0)
             try:
-                keys, amounts = self.pending.arrays()
+                keys, amounts, texts = self.pending.arrays()
                 if len(keys):
                     assert self.wal is not None
                     self.wal.append(
-                        self.config.node_id, keys, amounts, self._apply_logged, kind=RecordKind.FOLD, sync=True
+                        self.config.node_id,
+                        keys,
+                        amounts,
+                        self._apply_logged,
+                        kind=RecordKind.FOLD,
+                        sync=True,
+                        texts=texts,
                     )
                 reason, self.unproven, self.unproven_since = self.unproven, None, None
                 self._write_run_state(clean=False)
@@ -511,14 +595,14 @@ class Node:
             # Before the increments: a retry elsewhere must never see the count without its key.
             self._remember_tag(record.tag)
         if record.kind == RecordKind.PENDING:
-            self.pending.add(record.keys, record.amounts, record.lsn)
+            self.pending.add(record.keys, record.amounts, record.lsn, record.texts)
             return
         if record.kind == RecordKind.FOLD:
             with self._fold_view:
-                self.store.increment_arrays(record.slot, record.keys, record.amounts, record.lsn)
+                self.store.increment_arrays(record.slot, record.keys, record.amounts, record.lsn, record.texts)
                 self.pending.clear()
             return
-        self.store.increment_arrays(record.slot, record.keys, record.amounts, record.lsn)
+        self.store.increment_arrays(record.slot, record.keys, record.amounts, record.lsn, record.texts)
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -526,7 +610,7 @@ class Node:
         """The store in snapshot format, streamed chunk by chunk (each chunk's log position into ``positions``)."""
 
         def chunks() -> Iterator[StoreChunk]:
-            for chunk in self.store.export_chunks():
+            for chunk in self.store.export_chunks(with_texts=True):
                 if positions is not None:
                     positions.append(chunk.lsn)
                 yield chunk

@@ -209,6 +209,28 @@ class Keywords:
             per_key[key] = per_key.get(key, 0) + times
         return tokens, per_key
 
+    def count_with_texts(self, data: bytes) -> tuple[int, dict[int, int], list[bytes]]:
+        """``count``, and the UTF-8 text of each key, in the order of the dict's keys.
+
+        Two keywords with one CRC-64 share a key, which keeps the first one's text.
+        """
+        tokens, occurrences = self._count(data)
+        per_key: dict[int, int] = {}
+        texts: list[bytes] = []
+        for keyword, times in occurrences.items():
+            text = keyword.encode("latin-1")
+            key = _crc64_go_iso(text)
+            if key in per_key:
+                per_key[key] += times
+            else:
+                per_key[key] = times
+                texts.append(text)
+        return tokens, per_key, texts
+
+    def normalize(self, keyword: str) -> str:
+        """``keyword`` as this tokenizer writes its tokens (what a lookup or a prefix is matched as)."""
+        return self._normalize(keyword)
+
     def key_of(self, keyword: str) -> int:
         """The key a lookup of ``keyword`` reads: normalised like a token, then hashed."""
         return keyword_key(self._normalize(keyword))

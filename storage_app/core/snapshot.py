@@ -2,17 +2,19 @@
 
 Layout (all integers little-endian; the full description is docs/snapshot-format.md):
 
-    header   32 bytes  magic b"CNTRSNAP", u16 version (2), u16 header length (32),
+    header   32 bytes  magic b"CNTRSNAP", u16 version (3), u16 header length (32),
                        u32 node id, u64 log position (the lowest chunk LSN),
                        u32 flags (0), u32 CRC-32 of the 28 bytes before it
     chunk    repeated  u32 rows, u32 width, u64 LSN, u64 last key of the chunk's
                        key range, rows x u64 keys (strictly ascending, inside the
-                       range), rows x width x u64 slot values, row after row
+                       range), rows x width x u64 slot values, row after row,
+                       then (version 3) the keys' texts: rows x u32 lengths (0:
+                       not known), then the texts one after the other
     end      20 bytes  u32 0xFFFFFFFF, u32 0, u64 total keys, u32 CRC-32 of every
                        byte of the file before it
 
 The chunks' key ranges are contiguous and cover every key from 0 to 2**64 - 1.
-A chunk's LSN is the last write-ahead log record whose increments its rows
+Version 2 (no texts) still loads. A chunk's LSN is the last write-ahead log record whose increments its rows
 hold (for every key of its range), so recovery replays, key by key, exactly the
 records after it: no increment is lost or counted twice.
 
@@ -39,9 +41,11 @@ import numpy.typing as npt
 from .errors import SnapshotCorrupt, SnapshotForeign
 from .files import fsync_directory
 from .store import DEFAULT_MAX_SLOTS, KeyArray, SlotArray, StoreChunk, stack_rows
+from .texts import TextColumn, TextsCorrupt, concat_columns
 
 MAGIC = b"CNTRSNAP"
-VERSION = 2
+VERSION = 3
+READABLE_VERSIONS = (2, 3)  # version 2 has no texts
 _HEADER = struct.Struct("<8sHHIQI")  # everything before the header checksum
 _HEADER_SIZE = _HEADER.size + 4
 _CHUNK = struct.Struct("<IIQQ")
@@ -62,6 +66,7 @@ class Snapshot:
     slots: SlotArray
     range_last_keys: KeyArray  # inclusive end of each chunk's key range, ascending, the last is 2**64 - 1
     range_lsns: npt.NDArray[np.uint64]  # the LSN each range's rows include
+    texts: TextColumn | None = None  # aligned with keys (None: a version 2 file)
 
     def lsn_of(self, keys: KeyArray) -> npt.NDArray[np.uint64]:
         """For each key, the last log record its snapshot row already includes."""
@@ -101,6 +106,7 @@ def encode_snapshot(chunks: Iterable[StoreChunk], node_id: int) -> Iterator[byte
             _CHUNK.pack(rows, width, chunk.lsn, last),
             chunk.keys.astype(_LE_U64, copy=False).tobytes(),
             chunk.slots.astype(_LE_U64, copy=False).tobytes(),
+            (chunk.texts if chunk.texts is not None else TextColumn.unknown(rows)).encode(),
         ):
             crc = zlib.crc32(piece, crc)
             yield piece
@@ -110,25 +116,27 @@ def encode_snapshot(chunks: Iterable[StoreChunk], node_id: int) -> Iterator[byte
     yield end + _CRC.pack(crc)
 
 
-def _check_header(header: bytes | memoryview) -> int:
-    """Check a snapshot's first 32 bytes (magic, version, size, flags, checksum); return its node id."""
+def _check_header(header: bytes | memoryview) -> tuple[int, int]:
+    """Check a snapshot's first 32 bytes (magic, version, size, flags, checksum); return its node id and version."""
     if len(header) < _HEADER_SIZE or bytes(header[:8]) != MAGIC:
         raise SnapshotForeign("not a Counter snapshot (bad magic number)")
     _magic, version, header_size, node_id, _log_position, flags = _HEADER.unpack_from(header)
-    if version != VERSION:
-        raise SnapshotForeign(f"snapshot format version {version}; this build reads version {VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise SnapshotForeign(
+            f"snapshot format version {version}; this build reads versions {', '.join(map(str, READABLE_VERSIONS))}"
+        )
     (header_crc,) = _CRC.unpack_from(header, _HEADER.size)
     if header_size != _HEADER_SIZE or header_crc != zlib.crc32(header[: _HEADER.size]):
         raise SnapshotCorrupt("snapshot header is damaged (checksum mismatch)")
     if flags != 0:
         raise SnapshotForeign(f"snapshot uses flags {flags:#x} this build does not know")
-    return int(node_id)
+    return int(node_id), int(version)
 
 
 def decode_snapshot(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot:
     """Parse a whole snapshot; raise ``SnapshotCorrupt`` or ``SnapshotForeign`` if it is not one."""
     view = memoryview(data)
-    node_id = _check_header(view)
+    node_id, version = _check_header(view)
     if len(view) < _HEADER_SIZE + _CHUNK.size + _END_TOTAL.size + _CRC.size:
         raise SnapshotCorrupt(f"snapshot is truncated ({len(view)} bytes)")
     (file_crc,) = _CRC.unpack_from(view, len(view) - _CRC.size)
@@ -137,6 +145,7 @@ def decode_snapshot(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot
 
     key_parts: list[KeyArray] = []
     slot_parts: list[SlotArray] = []
+    text_parts: list[TextColumn] = []
     range_last: list[int] = []
     range_lsn: list[int] = []
     offset = _HEADER_SIZE
@@ -164,6 +173,12 @@ def decode_snapshot(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot
         keys = np.frombuffer(view, dtype=_LE_U64, count=rows, offset=offset).astype(np.uint64)
         slots = np.frombuffer(view, dtype=_LE_U64, count=rows * width, offset=offset + rows * 8)
         offset += size
+        if version >= 3:
+            try:
+                texts, offset = TextColumn.decode(view, offset, rows, body_end)
+            except TextsCorrupt as error:
+                raise SnapshotCorrupt(f"chunk at offset {chunk_offset}: {error}") from None
+            text_parts.append(texts)
         if rows and (
             int(keys[0]) < range_first or int(keys[-1]) > last or (rows > 1 and not bool((keys[1:] > keys[:-1]).all()))
         ):
@@ -190,6 +205,7 @@ def decode_snapshot(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Snapshot
         slots=slots_all,
         range_last_keys=np.array(range_last, dtype=np.uint64),
         range_lsns=lsns,
+        texts=concat_columns(text_parts) if version >= 3 else None,
     )
 
 
@@ -254,7 +270,7 @@ def check_snapshot_file(path: Path, expected_node_id: int) -> bool:
     with open(path, "rb") as handle:
         header = handle.read(_HEADER_SIZE)
         try:
-            node_id = _check_header(header)
+            node_id, _version = _check_header(header)
         except (SnapshotCorrupt, SnapshotForeign) as error:
             raise type(error)(f"{path}: {error}") from None
         if node_id != expected_node_id:

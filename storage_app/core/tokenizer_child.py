@@ -32,7 +32,7 @@ def serve(tokenizer: str, requests: BinaryIO, replies: BinaryIO) -> None:
         if len(data) < length:
             return
         try:
-            tokens, per_key = keywords.count(data)
+            tokens, per_key, texts = keywords.count_with_texts(data)
         except UnicodeDecodeError as error:
             reason = error.reason.encode("utf-8")
             replies.write(_INVALID.pack(1, error.start, error.end, len(reason)) + reason)
@@ -40,6 +40,9 @@ def serve(tokenizer: str, requests: BinaryIO, replies: BinaryIO) -> None:
             replies.write(_COUNTED.pack(0, tokens, len(per_key)))
             replies.write(array("Q", per_key.keys()).tobytes())
             replies.write(array("Q", per_key.values()).tobytes())
+            # A TextColumn's wire form, written without numpy, which the child does not import.
+            column = array("I", map(len, texts)).tobytes() + b"".join(texts)
+            replies.write(_LENGTH.pack(len(column)) + column)
         replies.flush()
 
 

@@ -13,7 +13,8 @@ counts in its own thread instead and a new child takes the dead one's place.
 Wire format, both directions little-endian:
 
 * request: ``u64 length`` then the text's bytes;
-* reply: ``u8 0, u64 tokens, u64 n``, then n ``u64`` keys and n ``u64`` counts;
+* reply: ``u8 0, u64 tokens, u64 n``, then n ``u64`` keys, n ``u64`` counts and
+  the keys' texts: ``u64 size`` and a ``TextColumn`` of n rows in ``size`` bytes;
   or ``u8 1, u64 start, u64 end, u64 length`` and a UTF-8 reason, for a text
   that is not UTF-8 (the ``UnicodeDecodeError`` the request thread then raises).
 """
@@ -28,12 +29,13 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import numpy as np
 
 from storage_app.core.keywords import TOKENIZERS, Keywords
 from storage_app.core.store import KeyArray
+from storage_app.core.texts import TextColumn, TextsCorrupt
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +43,21 @@ _LENGTH = struct.Struct("<Q")
 _PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
-def count_as_arrays(keywords: Keywords, data: bytes) -> tuple[int, KeyArray, KeyArray]:
-    """Tokenize UTF-8 ``data``: (tokens, keys, counts), the keys distinct. ``UnicodeDecodeError`` if not UTF-8."""
-    tokens, per_key = keywords.count(data)
+class Counted(NamedTuple):
+    """A tokenized text: its token count, its distinct keys, their counts and their texts."""
+
+    tokens: int
+    keys: KeyArray
+    counts: KeyArray
+    texts: TextColumn
+
+
+def count_as_arrays(keywords: Keywords, data: bytes) -> Counted:
+    """Tokenize UTF-8 ``data`` into arrays (the keys distinct). ``UnicodeDecodeError`` if not UTF-8."""
+    tokens, per_key, texts = keywords.count_with_texts(data)
     keys = np.fromiter(per_key.keys(), dtype=np.uint64, count=len(per_key))
     counts = np.fromiter(per_key.values(), dtype=np.uint64, count=len(per_key))
-    return tokens, keys, counts
+    return Counted(tokens, keys, counts, TextColumn.from_texts(texts))
 
 
 class ChildGone(Exception):
@@ -67,7 +78,7 @@ class _Child:
         self._requests: IO[bytes] = self.process.stdin
         self._replies: IO[bytes] = self.process.stdout
 
-    def count(self, data: bytes) -> tuple[int, KeyArray, KeyArray]:
+    def count(self, data: bytes) -> Counted:
         try:
             self._requests.write(_LENGTH.pack(len(data)))
             self._requests.write(data)
@@ -80,9 +91,11 @@ class _Child:
             tokens, distinct = struct.unpack("<QQ", self._read_exactly(16))
             keys = np.frombuffer(self._read_exactly(8 * distinct), dtype="<u8").astype(np.uint64, copy=False)
             counts = np.frombuffer(self._read_exactly(8 * distinct), dtype="<u8").astype(np.uint64, copy=False)
-        except (OSError, ValueError) as error:
+            (size,) = _LENGTH.unpack(self._read_exactly(_LENGTH.size))
+            texts, _end = TextColumn.decode(self._read_exactly(size), 0, distinct)
+        except (OSError, ValueError, TextsCorrupt) as error:
             raise ChildGone(str(error)) from error
-        return tokens, keys, counts
+        return Counted(tokens, keys, counts, texts)
 
     def _read_exactly(self, size: int) -> bytes:
         data = self._replies.read(size)
@@ -131,7 +144,7 @@ class TokenizerProcesses:
         with self._lock:
             return [child.process.pid for child in self._children]
 
-    def count(self, data: bytes) -> tuple[int, KeyArray, KeyArray]:
+    def count(self, data: bytes) -> Counted:
         """``count_as_arrays`` in a child; in this thread if the child died (and a new child is started)."""
         child = self._idle.get()
         if child is None:  # closed: let the next waiter see it too

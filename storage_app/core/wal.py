@@ -6,9 +6,11 @@ files ``<lsn of first record, 20 digits>.wal`` in one directory:
     segment header  8 bytes magic b"CNTRWAL1", u64 LSN of its first record
     record          u32 payload length, u32 CRC-32 of the payload, payload:
                     u64 LSN, u32 slot | kind << 16, u32 count, count x u64 keys,
-                    count x u64 amounts, then, if the kind has TAGGED set, a tag
-                    (the rest of the payload: idempotency keys, see
-                    idempotency.py)
+                    count x u64 amounts, then, if the kind has TEXTS set, the
+                    keys' texts (a TextColumn of count rows: count x u32
+                    lengths, then the texts; only keys new to the store have
+                    one), then, if the kind has TAGGED set, a tag (the rest of
+                    the payload: idempotency keys, see idempotency.py)
 
 A record's kind says what its increments are (``RecordKind``): added to the
 slot, held as pending increments, or the pending increments folded into the
@@ -42,6 +44,7 @@ import numpy as np
 from .errors import CounterError
 from .files import fsync_directory
 from .store import KeyArray
+from .texts import TextColumn, TextsCorrupt
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ _SEGMENT_NAME = re.compile(r"^(\d{20})\.wal$")
 _LE_U64 = np.dtype("<u8")
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 MAX_RECORD_KEYS = 1 << 24
+# Keys and amounts of MAX_RECORD_KEYS keys, and texts besides: a longer length is damage.
+MAX_RECORD_BYTES = 1 << 31
 
 
 class LogCorrupt(CounterError):
@@ -76,8 +81,10 @@ class RecordKind(IntEnum):
 
 
 _SLOT_BITS = 0xFFFF
-# Set in a record's kind when a tag follows its amounts.
+# Set in a record's kind when a tag follows its amounts (and texts).
 _TAGGED = 0x80
+# Set in a record's kind when its keys' texts follow its amounts.
+_TEXTS = 0x40
 
 
 @dataclass(frozen=True)
@@ -88,15 +95,25 @@ class LogRecord:
     amounts: KeyArray
     kind: RecordKind = RecordKind.INCREMENT
     tag: bytes = b""
+    texts: TextColumn | None = None  # aligned with keys
 
 
 def encode_record(
-    lsn: int, slot: int, keys: KeyArray, amounts: KeyArray, kind: RecordKind = RecordKind.INCREMENT, tag: bytes = b""
+    lsn: int,
+    slot: int,
+    keys: KeyArray,
+    amounts: KeyArray,
+    kind: RecordKind = RecordKind.INCREMENT,
+    tag: bytes = b"",
+    texts: TextColumn | None = None,
 ) -> bytes:
+    with_texts = texts is not None and texts.any()
+    flags = (_TAGGED if tag else 0) | (_TEXTS if with_texts else 0)
     payload = (
-        _RECORD_HEAD.pack(lsn, slot | (kind | (_TAGGED if tag else 0)) << 16, len(keys))
+        _RECORD_HEAD.pack(lsn, slot | (kind | flags) << 16, len(keys))
         + keys.astype(_LE_U64, copy=False).tobytes()
         + amounts.astype(_LE_U64, copy=False).tobytes()
+        + (texts.encode() if texts is not None and with_texts else b"")
         + tag
     )
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
@@ -146,19 +163,32 @@ def read_log(directory: Path, repair_torn_tail: bool = True) -> Iterator[LogReco
             payload = memoryview(data)[offset + _FRAME.size : offset + _FRAME.size + length]
             lsn, slot_and_kind, count = _RECORD_HEAD.unpack_from(payload)
             tagged = bool(slot_and_kind >> 16 & _TAGGED)
+            with_texts = bool(slot_and_kind >> 16 & _TEXTS)
             body_end = _RECORD_HEAD.size + 16 * count
-            if lsn <= previous_lsn or len(payload) < body_end or (len(payload) != body_end and not tagged):
+            if (
+                lsn <= previous_lsn
+                or len(payload) < body_end
+                or (len(payload) != body_end and not (tagged or with_texts))
+            ):
                 raise LogCorrupt(f"{path}: record at offset {offset} is out of sequence (LSN {lsn})")
             try:
-                kind = RecordKind(slot_and_kind >> 16 & ~_TAGGED)
+                kind = RecordKind(slot_and_kind >> 16 & ~(_TAGGED | _TEXTS))
             except ValueError:
                 raise LogCorrupt(
                     f"{path}: record at offset {offset} has an unknown kind {slot_and_kind >> 16}"
                 ) from None
             keys = np.frombuffer(payload, dtype=_LE_U64, count=count, offset=_RECORD_HEAD.size).astype(np.uint64)
             amounts = np.frombuffer(payload, dtype=_LE_U64, count=count, offset=_RECORD_HEAD.size + 8 * count)
+            texts = None
+            if with_texts:
+                try:
+                    texts, body_end = TextColumn.decode(payload, body_end, count)
+                except TextsCorrupt as error:
+                    raise LogCorrupt(f"{path}: record at offset {offset}: {error}") from None
+            if body_end != len(payload) and not tagged:
+                raise LogCorrupt(f"{path}: record at offset {offset} has bytes after its texts")
             tag = bytes(payload[body_end:])
-            yield LogRecord(lsn, slot_and_kind & _SLOT_BITS, keys, amounts.astype(np.uint64), kind, tag)
+            yield LogRecord(lsn, slot_and_kind & _SLOT_BITS, keys, amounts.astype(np.uint64), kind, tag, texts)
             previous_lsn = lsn
             offset += _FRAME.size + length
 
@@ -167,7 +197,7 @@ def _check_frame(data: bytes, offset: int) -> str | None:
     if offset + _FRAME.size > len(data):
         return "truncated record header"
     length, crc = _FRAME.unpack_from(data, offset)
-    if length < _RECORD_HEAD.size or length > _RECORD_HEAD.size + 16 * MAX_RECORD_KEYS:
+    if length < _RECORD_HEAD.size or length > MAX_RECORD_BYTES:
         return f"impossible record length {length}"
     if offset + _FRAME.size + length > len(data):
         return "truncated record"
@@ -279,6 +309,7 @@ class WriteAheadLog:
         kind: RecordKind = RecordKind.INCREMENT,
         sync: bool = False,
         tag: bytes = b"",
+        texts: TextColumn | None = None,
     ) -> int:
         """Log one increment batch as a record of ``kind``, then ``apply(record)`` it; return its LSN.
 
@@ -291,7 +322,7 @@ class WriteAheadLog:
                 raise LogWriteFailed(f"the log is {'closed' if self._closed else 'broken'}; nothing was counted")
             lsn = self._next_lsn
             self._next_lsn += 1
-            self._queue.append((LogRecord(lsn, slot, keys, amounts, kind, tag), sync))
+            self._queue.append((LogRecord(lsn, slot, keys, amounts, kind, tag, texts), sync))
             while self._finished_lsn < lsn:
                 if self._flushing:
                     self._done.wait()
@@ -328,7 +359,7 @@ class WriteAheadLog:
         self, batch: list[tuple[LogRecord, bool]], apply: Callable[[LogRecord], None]
     ) -> OSError | None:
         data = b"".join(
-            encode_record(record.lsn, record.slot, record.keys, record.amounts, record.kind, record.tag)
+            encode_record(record.lsn, record.slot, record.keys, record.amounts, record.kind, record.tag, record.texts)
             for record, _ in batch
         )
         position = os.fstat(self._fd).st_size

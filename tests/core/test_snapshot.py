@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from storage_app.core.snapshot import (
     write_snapshot_file,
 )
 from storage_app.core.store import GCounterStore
+from storage_app.core.texts import TextColumn
 
 U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
 
@@ -34,7 +37,7 @@ def store_with(rows: dict[int, list[int]]) -> GCounterStore:
 
 
 def snapshot_bytes(store: GCounterStore, node_id: int = 0, chunk_rows: int = 3) -> bytes:
-    return b"".join(encode_snapshot(store.export_chunks(chunk_rows=chunk_rows), node_id))
+    return b"".join(encode_snapshot(store.export_chunks(chunk_rows=chunk_rows, with_texts=True), node_id))
 
 
 @given(st.dictionaries(U64, st.lists(U64, min_size=1, max_size=4), max_size=40), st.integers(0, 255))
@@ -48,10 +51,31 @@ def test_decode_of_encode_is_the_same_state(rows: dict[int, list[int]], node_id:
         assert slots + [0] * (width - len(slots)) == rows[key] + [0] * (width - len(rows[key]))
 
 
-def test_a_snapshot_takes_32_bytes_per_key_at_three_slots() -> None:
+def test_a_snapshot_takes_36_bytes_per_key_at_three_slots_and_no_texts() -> None:
     store = store_with({key: [1, 2, 3] for key in range(1000)})
-    # header, one chunk header (rows, width, LSN, range end), the rows, the end record
-    assert len(snapshot_bytes(store, chunk_rows=65536)) == 32 + 24 + 1000 * 32 + 20
+    # header, one chunk header (rows, width, LSN, range end), the rows and their text lengths, the end record
+    assert len(snapshot_bytes(store, chunk_rows=65536)) == 32 + 24 + 1000 * (32 + 4) + 20
+
+
+def test_texts_go_through_a_snapshot_and_a_version_2_file_still_loads() -> None:
+    store = store_with({key: [key] for key in range(1, 9)})
+    store.set_texts(np.array([2, 5, 8], dtype=np.uint64), TextColumn.from_texts([b"two", "f\u00fcnf".encode(), b"8"]))
+    decoded = decode_snapshot(snapshot_bytes(store))
+    assert decoded.texts is not None
+    assert dict(zip(decoded.keys.tolist(), decoded.texts.texts(), strict=True)) == {
+        **{key: None for key in range(1, 9)},
+        2: b"two",
+        5: "f\u00fcnf".encode(),
+        8: b"8",
+    }
+    # Version 2, written by hand: the same layout without the texts after each chunk's rows.
+    header = struct.pack("<8sHHIQI", b"CNTRSNAP", 2, 32, 7, 5, 0)
+    header += struct.pack("<I", zlib.crc32(header))
+    chunk = struct.pack("<IIQQ", 2, 1, 5, (1 << 64) - 1) + struct.pack("<QQQQ", 10, 20, 3, 4)
+    end = struct.pack("<IIQ", 0xFFFFFFFF, 0, 2)
+    body = header + chunk + end
+    old = decode_snapshot(body + struct.pack("<I", zlib.crc32(body)))
+    assert (old.node_id, old.keys.tolist(), old.slots.tolist(), old.texts) == (7, [10, 20], [[3], [4]], None)
 
 
 @given(st.binary(max_size=200))
@@ -74,8 +98,8 @@ def test_every_truncation_and_every_flipped_byte_is_detected() -> None:
 
 def test_another_format_version_is_foreign() -> None:
     data = bytearray(snapshot_bytes(store_with({1: [1]})))
-    data[8] = 3
-    with pytest.raises(SnapshotForeign, match="version 3"):
+    data[8] = 4
+    with pytest.raises(SnapshotForeign, match="version 4"):
         decode_snapshot(bytes(data))
 
 

@@ -5,11 +5,10 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from storage_app.core.keywords import Keywords
-from storage_app.core.tokenizer_processes import TokenizerProcesses, count_as_arrays
+from storage_app.core.tokenizer_processes import Counted, TokenizerProcesses, count_as_arrays
 
 TEXT = (Path(__file__).resolve().parents[2] / "README.md").read_bytes() * 20 + "Ünïcödé naïve—café Don’t".encode()
 
@@ -21,9 +20,12 @@ def children() -> Iterator[TokenizerProcesses]:
     processes.close()
 
 
-def as_dict(result: tuple[int, np.ndarray, np.ndarray]) -> tuple[int, dict[int, int]]:
-    tokens, keys, counts = result
-    return tokens, dict(zip(keys.tolist(), counts.tolist(), strict=True))
+def as_dict(result: Counted) -> tuple[int, dict[int, tuple[int, bytes | None]]]:
+    """Tokens, and each key's count and text."""
+    return result.tokens, {
+        key: (count, text)
+        for key, count, text in zip(result.keys.tolist(), result.counts.tolist(), result.texts.texts(), strict=True)
+    }
 
 
 @pytest.mark.parametrize("tokenizer", ["words", "fields"])

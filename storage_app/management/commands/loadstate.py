@@ -33,11 +33,12 @@ class Command(BaseCommand):
         path: Path = options["path"]
         try:
             data = path.read_bytes()
+            texts = None  # counter-app's files hold no texts
             if options["legacy"]:
                 keys, slots = decode_legacy_file(data)
             else:
                 snapshot = decode_snapshot(data)
-                keys, slots = snapshot.keys, snapshot.slots
+                keys, slots, texts = snapshot.keys, snapshot.slots, snapshot.texts
         except OSError as error:
             raise CommandError(f"cannot read {path}: {error.strerror}; check the path") from None
         except CounterError as error:
@@ -47,12 +48,12 @@ class Command(BaseCommand):
         store = GCounterStore(max_slots=config.max_slots)
         try:
             # The file's rows in key order, duplicates combined: the form the node takes.
-            store.merge(keys, slots)
+            store.merge(keys, slots, texts=texts)
         except CounterError as error:
             raise CommandError(f"{path}: {error}; nothing was merged") from None
         node = node_client_from_settings()
         try:
-            result = node.load(store.export_chunks())
+            result = node.load(store.export_chunks(with_texts=True))
             self.stdout.write(
                 f"merged {len(keys)} keys from {path} into the running node: "
                 f"{result['changed']} changed, {result['added']} new"
@@ -73,9 +74,11 @@ class Command(BaseCommand):
             existing = read_snapshot_file(config.snapshot_path, config.node_id)
             state = GCounterStore(max_slots=config.max_slots)
             if existing is not None:
-                state.merge(existing.keys, existing.slots)
-            merged = state.merge(keys, slots)
-            written = write_snapshot_file(config.snapshot_path, encode_snapshot(state.export_chunks(), config.node_id))
+                state.merge(existing.keys, existing.slots, texts=existing.texts)
+            merged = state.merge(keys, slots, texts=texts)
+            written = write_snapshot_file(
+                config.snapshot_path, encode_snapshot(state.export_chunks(with_texts=True), config.node_id)
+            )
         except CounterError as error:
             raise CommandError(f"{error}; nothing was merged") from None
         except OSError as error:
