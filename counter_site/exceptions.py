@@ -19,6 +19,7 @@ from rest_framework.views import exception_handler
 from storage_app.core.batch import BadBatch
 from storage_app.core.errors import (
     BadSyncPayload,
+    BadTopQuery,
     BodyIncomplete,
     BodyTooLarge,
     CounterError,
@@ -44,6 +45,7 @@ STATUS_OF: dict[type[CounterError], int] = {
     TextNotUtf8: status.HTTP_400_BAD_REQUEST,
     BadBatch: status.HTTP_400_BAD_REQUEST,
     LookupTooLarge: status.HTTP_400_BAD_REQUEST,
+    BadTopQuery: status.HTTP_400_BAD_REQUEST,
     BadIdempotencyKey: status.HTTP_400_BAD_REQUEST,
     IdempotencyKeyReused: status.HTTP_409_CONFLICT,
     KeywordTooLong: status.HTTP_400_BAD_REQUEST,

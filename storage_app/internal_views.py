@@ -12,6 +12,7 @@ from storage_app.core.snapshot import decode_snapshot
 from storage_app.http import read_body
 from storage_app.internal_auth import IsLocalNodeCommand
 from storage_app.node import current_node
+from storage_app.top import parse_top_query, top_entries
 
 
 class InternalView(APIView):
@@ -25,6 +26,15 @@ class StateView(InternalView):
 
     def get(self, request: Request) -> StreamingHttpResponse:
         return StreamingHttpResponse(current_node().snapshot_stream(), content_type="application/octet-stream")
+
+
+@extend_schema(exclude=True)
+class TopView(InternalView):
+    """GET: what the public ``GET /top`` answers (for manage.py topkeywords)."""
+
+    def get(self, request: Request) -> Response:
+        n, prefix = parse_top_query({name: request.GET.getlist(name) for name in ("n", "prefix")})
+        return Response(top_entries(current_node().top(n, prefix)))
 
 
 @extend_schema(exclude=True)

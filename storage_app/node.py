@@ -52,6 +52,7 @@ from storage_app.core.store import (
 )
 from storage_app.core.texts import TextColumn
 from storage_app.core.tokenizer_processes import Counted, TokenizerProcesses, count_as_arrays
+from storage_app.core.top_query import check_top_query
 from storage_app.core.wal import LogRecord, RecordKind, WriteAheadLog, list_segments, read_log
 
 logger = logging.getLogger(__name__)
@@ -524,9 +525,10 @@ class Node:
         """The ``n`` keywords counted most, cluster-wide as this node knows it (see ``GCounterStore.top``).
 
         ``prefix`` is normalised as a lookup's keyword is; pending increments count.
+        ``BadTopQuery`` if ``n`` is outside 1..COUNTER_MAX_TOP or the prefix is too long.
         """
         self.require_ready()
-        prefix_bytes = None if prefix is None else self.keywords.normalize(prefix).encode("utf-8")
+        prefix_bytes = check_top_query(self.config, self.keywords, n, prefix)
         if not len(self.pending):
             return self.store.top(n, prefix_bytes)
         with self._fold_view:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("keywords", views.KeywordsView.as_view(), name="keywords"),
     # A keyword may contain "/" under the fields tokenizer, hence the regex.
     re_path(r"^keywords/(?P<keyword>.+)$", views.KeywordDetailView.as_view(), name="keyword-detail"),
+    path("top", views.TopView.as_view(), name="top"),
     path("healthz", views.HealthView.as_view(), name="healthz"),
     path("readyz", views.ReadyView.as_view(), name="readyz"),
 ]

@@ -11,13 +11,20 @@ from rest_framework.views import APIView
 
 from storage_app.core.batch import MEDIA_TYPE as BATCH_MEDIA_TYPE
 from storage_app.core.batch import encode_results, parse_batch
+from storage_app.core.config import DEFAULT_MAX_KEYWORD_LENGTH, DEFAULT_MAX_TOP
 from storage_app.core.idempotency import MAX_KEY_BYTES, check_key
 from storage_app.http import read_body
 from storage_app.node import current_node
 from storage_app.parsers import PlainTextParser
 from storage_app.plain_json import PlainJSONReads, query_values
 from storage_app.public_auth import HasPublicToken
-from storage_app.serializers import ErrorSerializer, IndexResultSerializer, OccurrenceSerializer
+from storage_app.serializers import (
+    ErrorSerializer,
+    IndexResultSerializer,
+    OccurrenceSerializer,
+    TopKeywordSerializer,
+)
+from storage_app.top import DEFAULT_TOP, parse_top_query, top_entries
 
 # COUNTER_PUBLIC_READ_TOKEN / COUNTER_PUBLIC_TOKEN (storage_app/public_auth.py): optional, off by default.
 READ_TOKEN_REQUIRED = OpenApiResponse(
@@ -193,6 +200,70 @@ class KeywordDetailView(PlainJSONReads, APIView):
 
     def read(self, request: HttpRequest | Request, keyword: str) -> dict[str, object]:
         return _occurrences(current_node().lookup([keyword]))[0]
+
+
+class TopView(PlainJSONReads, APIView):
+    """The keywords counted most."""
+
+    permission_classes = [HasPublicToken]
+
+    @extend_schema(
+        operation_id="top_read",
+        summary="The keywords counted most",
+        description=(
+            "The `n` keywords with the highest counts summed over the cluster (as this node knows it), highest "
+            "first; equal counts by keyword (code point order). With `prefix`, only keywords that start with it "
+            "(normalised like a lookup's keyword, so `Ab` finds `ab...`). A keyword merged from a counter-app "
+            "node has no known text until a node that knows it syncs: it is listed with `key` null and its "
+            "`hash`, after the keywords of equal count, and never matches a prefix."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "n",
+                {"type": "integer", "minimum": 1, "maximum": DEFAULT_MAX_TOP},
+                description=(
+                    f"How many keywords: 1 to COUNTER_MAX_TOP ({DEFAULT_MAX_TOP} by default, the maximum shown "
+                    f"here); {DEFAULT_TOP} if absent."
+                ),
+            ),
+            OpenApiParameter(
+                "prefix",
+                OpenApiTypes.STR,
+                description=(
+                    "Only keywords that start with this; at most COUNTER_MAX_KEYWORD_LENGTH characters "
+                    f"({DEFAULT_MAX_KEYWORD_LENGTH} by default)."
+                ),
+            ),
+        ],
+        responses={
+            200: TopKeywordSerializer(many=True),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "n is not a whole number from 1 to COUNTER_MAX_TOP, a parameter is given twice, or the "
+                    "prefix is longer than COUNTER_MAX_KEYWORD_LENGTH (code `invalid_top_query`)."
+                ),
+            ),
+            401: READ_TOKEN_REQUIRED,
+            429: RATE_LIMITED,
+        },
+        examples=[
+            OpenApiExample(
+                "Three keywords, one merged from counter-app",
+                value=[
+                    {"key": "the", "count": 1234},
+                    {"key": "fox", "count": 56},
+                    {"key": None, "hash": "0x9f1c02b8e36a4d71", "count": 56},
+                ],
+            )
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(self.read(request))
+
+    def read(self, request: HttpRequest | Request) -> list[dict[str, object]]:
+        n, prefix = parse_top_query({name: query_values(request, name) for name in ("n", "prefix")})
+        return top_entries(current_node().top(n, prefix))
 
 
 class HealthView(APIView):

@@ -17,7 +17,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from storage_app.core.keywords import TOKENIZERS
+
 from storage_app.core.store import DEFAULT_MAX_SLOTS
+
+DEFAULT_MAX_TOP = 1000  # COUNTER_MAX_TOP: keywords in one GET /top
+DEFAULT_MAX_KEYWORD_LENGTH = 1024  # COUNTER_MAX_KEYWORD_LENGTH: characters of a looked-up keyword or prefix
 
 
 class ConfigError(ValueError):
@@ -66,6 +70,7 @@ class NodeConfig:
     max_sync_connections: int
     max_buffered_bytes: int
     max_lookup_keywords: int
+    max_top: int
     max_keyword_length: int
     max_batch_texts: int
     rate_limit: float
@@ -299,7 +304,8 @@ def load_config(environ: Mapping[str, str]) -> NodeConfig:
         max_sync_connections=env_int(environ, "COUNTER_MAX_SYNC_CONNECTIONS", 256, 1, 1_000_000),
         max_buffered_bytes=env_int(environ, "COUNTER_MAX_BUFFERED_BYTES", 256 * 1024 * 1024, 0, 1 << 40),
         max_lookup_keywords=env_int(environ, "COUNTER_MAX_LOOKUP_KEYWORDS", 1000, 1, 1_000_000),
-        max_keyword_length=env_int(environ, "COUNTER_MAX_KEYWORD_LENGTH", 1024, 1, 1 << 20),
+        max_top=env_int(environ, "COUNTER_MAX_TOP", DEFAULT_MAX_TOP, 1, 1_000_000),
+        max_keyword_length=env_int(environ, "COUNTER_MAX_KEYWORD_LENGTH", DEFAULT_MAX_KEYWORD_LENGTH, 1, 1 << 20),
         max_batch_texts=env_int(environ, "COUNTER_MAX_BATCH_TEXTS", 10_000, 1, 1_000_000),
         rate_limit=env_rate(environ, "COUNTER_RATE_LIMIT"),
         rate_burst=env_int(environ, "COUNTER_RATE_BURST", 100, 1, 1_000_000),

@@ -89,6 +89,12 @@ class LookupTooLarge(CounterError):
     code = "too_many_keywords"
 
 
+class BadTopQuery(CounterError):
+    """A top-N query whose ``n`` or ``prefix`` is not acceptable."""
+
+    code = "invalid_top_query"
+
+
 class KeywordTooLong(CounterError):
     """A looked-up keyword is longer than COUNTER_MAX_KEYWORD_LENGTH characters."""
 

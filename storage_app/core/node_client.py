@@ -85,6 +85,12 @@ class NodeClient:
         result: dict[str, Any] = self.request("POST", "/internal/dump", params={"force": "1"} if force else {}).json()
         return result
 
+    def top(self, n: int, prefix: str | None = None) -> list[dict[str, Any]]:
+        """The node's answer to ``GET /top?n=...&prefix=...``."""
+        params: dict[str, Any] = {"n": n} if prefix is None else {"n": n, "prefix": prefix}
+        result: list[dict[str, Any]] = self.request("GET", "/internal/top", params=params).json()
+        return result
+
     def drain(self) -> None:
         """Ask the node to take no more client writes."""
         self.request("POST", "/internal/drain")

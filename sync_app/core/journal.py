@@ -4,7 +4,9 @@ Replication sends a peer the keys changed after its cursor; the journal makes
 that cost O(keys changed since the cursor), not O(n). It listens to the store
 (``GCounterStore.set_change_listener``): every change that changes something
 has the store's next sequence number and the keys it changed, journaled with
-the node it came from (so it is not echoed back to it). The journal keeps at
+the node it came from (so it is not echoed back to it), and the keys whose
+text became known in it: a peer is sent a key's text once, with the change
+that made it known. The journal keeps at
 most about ``max_keys`` keys; a cursor older than that falls back to
 anti-entropy. ``incarnation`` is a random number naming this journal's
 sequence space: a cursor of another incarnation means nothing here.
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from storage_app.core.store import GCounterStore, KeyArray, SlotArray
+from storage_app.core.texts import TextColumn
 
 DEFAULT_JOURNAL_KEYS = 2_000_000
 _EMPTY_KEYS: KeyArray = np.empty(0, dtype=np.uint64)
@@ -37,6 +40,7 @@ class ChangeSet:
     slots: SlotArray
     up_to: int
     complete: bool
+    texts: TextColumn | None = None  # aligned with keys: the texts that became known after the cursor
 
 
 class ChangeJournal:
@@ -50,6 +54,7 @@ class ChangeJournal:
         self._limit = max_keys
         self._sequences: list[int] = []
         self._batches: list[KeyArray] = []
+        self._text_batches: list[KeyArray] = []
         self._origins: list[int] = []
         self._start = 0  # entries before this index were dropped
         self._keys = 0
@@ -86,34 +91,49 @@ class ChangeJournal:
                 return None
             first = bisect_right(self._sequences, cursor, lo=self._start)
             batches: list[KeyArray] = []
+            text_batches: list[KeyArray] = []
             taken = 0
             index = first
             while index < len(self._batches) and taken < max_keys:
                 if self._origins[index] != exclude_origin:
                     batches.append(self._batches[index])
+                    if len(self._text_batches[index]):
+                        text_batches.append(self._text_batches[index])
                     taken += len(self._batches[index])
                 index += 1
             up_to = self._sequences[index - 1] if index > first else cursor
             complete = up_to == self._sequence
         keys = np.unique(np.concatenate(batches)) if batches else _EMPTY_KEYS
-        return ChangeSet(keys=keys, slots=self.store.rows_of(keys), up_to=up_to, complete=complete)
+        texts = None
+        if text_batches:
+            with_text = np.isin(keys, np.concatenate(text_batches))
+            known = self.store.texts_of(keys[with_text])
+            texts = TextColumn.unknown(len(keys))
+            if known:
+                all_texts: list[bytes | None] = [None] * len(keys)
+                for position, text in zip(np.flatnonzero(with_text).tolist(), known, strict=True):
+                    all_texts[position] = text
+                texts = TextColumn.from_texts(all_texts)
+        return ChangeSet(keys=keys, slots=self.store.rows_of(keys), up_to=up_to, complete=complete, texts=texts)
 
-    def _record(self, sequence: int, changed_keys: KeyArray, origin: int) -> None:
+    def _record(self, sequence: int, changed_keys: KeyArray, origin: int, text_keys: KeyArray) -> None:
         """The store's listener (called under the store's lock, in sequence order)."""
         with self._lock:
             self._sequence = sequence
             self._sequences.append(sequence)
             self._batches.append(changed_keys)
+            self._text_batches.append(text_keys)
             self._origins.append(origin)
             self._keys += len(changed_keys)
             while self._keys > self._limit and self._start < len(self._batches) - 1:
                 self._keys -= len(self._batches[self._start])
                 self._floor = self._sequences[self._start]
-                self._batches[self._start] = _EMPTY_KEYS
+                self._batches[self._start] = self._text_batches[self._start] = _EMPTY_KEYS
                 self._start += 1
             if self._start > 1024 and self._start * 2 > len(self._batches):
                 del self._sequences[: self._start]
                 del self._batches[: self._start]
+                del self._text_batches[: self._start]
                 del self._origins[: self._start]
                 self._start = 0
             self._changed.notify_all()

@@ -24,6 +24,7 @@ import numpy as np
 from storage_app.core.errors import CounterError
 from storage_app.core.idempotency import Remembered, decode_entries
 from storage_app.core.store import DEFAULT_MAX_SLOTS, KeyArray, SlotArray
+from storage_app.core.texts import TextColumn, TextsCorrupt
 
 MAGIC = b"CSYN"
 PROTOCOL_VERSION = 1
@@ -76,6 +77,7 @@ class Section(IntEnum):
     MEMBERS = 7
     KEYS_CURSOR = 8
     KEYS = 9
+    TEXTS = 10  # the texts of some of the rows' keys; a node that predates it keeps it in ``extra``
 
 
 MEMBER_STATES = ("up", "down", "left", "forgotten")
@@ -142,6 +144,7 @@ class Cursor:
 class Rows:
     keys: KeyArray
     slots: SlotArray
+    texts: TextColumn | None = None  # aligned with keys; sent only for keys the receiver may not know the text of
 
     @staticmethod
     def empty() -> Rows:
@@ -201,6 +204,8 @@ def encode(message: Message) -> bytes:
                 + slots.astype(_LE_U64, copy=False).tobytes(),
             )
         )
+        if message.rows.texts is not None and message.rows.texts.any():
+            sections.append((Section.TEXTS, message.rows.texts.encode()))
     if message.digests is not None:
         bits = len(message.digests).bit_length() - 1
         sections.append((Section.DIGESTS, bytes([bits]) + message.digests.astype(_LE_U64, copy=False).tobytes()))
@@ -268,6 +273,9 @@ def decode(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Message:
     if Section.HELLO not in payloads:
         raise ProtocolError("sync message has no hello section")
     known = {int(section) for section in Section}
+    rows = _decode_rows(payloads[Section.ROWS], max_slots) if Section.ROWS in payloads else None
+    if Section.TEXTS in payloads:
+        rows = _with_texts(rows, payloads[Section.TEXTS])
     bucket_bits, bucket_ids = (
         _decode_bucket_ids(payloads[Section.BUCKET_IDS]) if Section.BUCKET_IDS in payloads else (0, None)
     )
@@ -275,7 +283,7 @@ def decode(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Message:
         kind=kind,
         hello=_decode_hello(payloads[Section.HELLO], max_slots),
         cursor=_decode_cursor(payloads[Section.CURSOR]) if Section.CURSOR in payloads else None,
-        rows=_decode_rows(payloads[Section.ROWS], max_slots) if Section.ROWS in payloads else None,
+        rows=rows,
         digests=_decode_digests(payloads[Section.DIGESTS]) if Section.DIGESTS in payloads else None,
         bucket_ids=bucket_ids,
         bucket_bits=bucket_bits,
@@ -285,6 +293,17 @@ def decode(data: bytes, max_slots: int = DEFAULT_MAX_SLOTS) -> Message:
         keys=_decode_keys(payloads[Section.KEYS], max_slots) if Section.KEYS in payloads else None,
         extra={key: bytes(value) for key, value in payloads.items() if key not in known},
     )
+
+
+def _with_texts(rows: Rows | None, payload: memoryview) -> Rows:
+    if rows is None:
+        raise ProtocolError("a texts section without rows")
+    try:
+        texts, end = TextColumn.decode(payload, 0, len(rows.keys))
+    except TextsCorrupt as error:
+        raise ProtocolError(f"texts section: {error}") from None
+    _exact(payload, end, "texts")
+    return Rows(rows.keys, rows.slots, texts)
 
 
 def _exact(payload: memoryview, size: int, name: str) -> None:

@@ -33,6 +33,7 @@ import numpy.typing as npt
 from storage_app.core.errors import CounterError
 from storage_app.core.idempotency import Remembered
 from storage_app.core.store import GCounterStore
+from storage_app.core.texts import TextColumn
 from sync_app.core.digests import bucket_digests, rows_in_buckets
 from sync_app.core.journal import ChangeJournal
 from sync_app.core.membership import Membership
@@ -180,7 +181,9 @@ class Replica:
         changes = self.journal.changes_since(cursor.sequence, max_keys, exclude_origin)
         if changes is None:
             return Cursor(incarnation, self.journal.sequence, complete=True, reset=True), Rows.empty()
-        return Cursor(incarnation, changes.up_to, complete=changes.complete), Rows(changes.keys, changes.slots)
+        return Cursor(incarnation, changes.up_to, complete=changes.complete), Rows(
+            changes.keys, changes.slots, changes.texts
+        )
 
     def keys_since(self, cursor: Cursor | None) -> tuple[Cursor, tuple[Remembered, ...]]:
         """Idempotency keys remembered after ``cursor`` (all of them for a cursor of another incarnation)."""
@@ -200,7 +203,7 @@ class Replica:
         """Merge rows received from node ``origin``; return how many keys changed."""
         if rows is None or len(rows.keys) == 0:
             return 0
-        return self.store.merge(rows.keys, rows.slots, origin=origin).changed
+        return self.store.merge(rows.keys, rows.slots, origin=origin, texts=rows.texts).changed
 
     def digests(self, bits: int) -> tuple[int, np.ndarray]:
         """(sequence before computing, bucket digests): every change up to that sequence is in them.
@@ -221,7 +224,9 @@ class Replica:
     def bucket_rows(self, buckets: np.ndarray, bits: int, page: Page) -> tuple[Rows, Page]:
         keys, slots, next_key = rows_in_buckets(self.store, buckets, bits, page.start_key, max(page.max_rows, 1))
         done = next_key is None
-        return Rows(keys, slots), Page(next_key or 0, page.max_rows, done)
+        # Anti-entropy repairs whatever a peer lacks, the texts of the rows it sends included.
+        texts = TextColumn.from_texts(self.store.texts_of(keys)) if len(keys) else None
+        return Rows(keys, slots, texts), Page(next_key or 0, page.max_rows, done)
 
     # --- a peer's requests ------------------------------------------------------------------
 

@@ -204,7 +204,10 @@ def test_every_change_is_told_to_the_listener_in_sequence_order_with_its_origin(
     store = GCounterStore()
     store.increment(0, {1: 1})
     seen: list[tuple[int, list[int], int]] = []
-    assert store.set_change_listener(lambda sequence, keys, origin: seen.append((sequence, keys.tolist(), origin))) == 1
+    assert (
+        store.set_change_listener(lambda sequence, keys, origin, _texts: seen.append((sequence, keys.tolist(), origin)))
+        == 1
+    )
     store.increment(0, {2: 1, 3: 1})
     store.merge(np.array([2, 4], dtype=np.uint64), np.array([[0, 5], [0, 0]], dtype=np.uint64), origin=1)
     store.merge(np.array([2], dtype=np.uint64), np.array([[0, 5]], dtype=np.uint64), origin=1)  # changes nothing

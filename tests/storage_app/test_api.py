@@ -134,13 +134,17 @@ def test_openapi_document_describes_the_public_operations(public_client: PortCli
     response = public_client.get("/swagger")
     assert response.status_code == 200
     schema = response.json()
-    assert set(schema["paths"]) == {"/cluster", "/history", "/keywords", "/keywords/{keyword}"}
+    assert set(schema["paths"]) == {"/cluster", "/history", "/keywords", "/keywords/{keyword}", "/top"}
     post = schema["paths"]["/keywords"]["post"]
     assert set(post["responses"]) == {"200", "400", "401", "409", "413", "429", "503", "507"}
     assert "text/plain" in post["requestBody"]["content"]
     get = schema["paths"]["/keywords"]["get"]
     assert get["parameters"][0]["name"] == "keywords"
     assert schema["components"]["schemas"]["Occurrence"]["required"] == ["count", "key"]
+    top = schema["paths"]["/top"]["get"]
+    assert [parameter["name"] for parameter in top["parameters"]] == ["n", "prefix"]
+    assert set(top["responses"]) == {"200", "400", "401", "429"}
+    assert schema["components"]["schemas"]["TopKeyword"]["properties"]["key"]["nullable"] is True
 
 
 def test_swagger_ui_is_served_without_a_cdn(public_client: PortClient) -> None:
