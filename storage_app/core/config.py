@@ -17,7 +17,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from storage_app.core.keywords import TOKENIZERS
-
 from storage_app.core.store import DEFAULT_MAX_SLOTS
 
 DEFAULT_MAX_TOP = 1000  # COUNTER_MAX_TOP: keywords in one GET /top
