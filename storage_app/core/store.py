@@ -396,8 +396,12 @@ class GCounterStore:
         compaction); the ranking runs on those, so writers are not held up.
         """
         with self._lock:
-            keys, slots, offsets, buffer = self._keys, self._slots, self._text_at, self._arena.buffer
+            keys, slots, text_at = self._keys, self._slots, self._text_at
+            buffer, written = self._arena.buffer, self._arena.used
             pending, pending_texts = dict(self._pending), dict(self._pending_texts)
+        # A text set after the lock was let go may sit in a newer, larger arena than ``buffer``:
+        # it counts as not known yet (as it was when the references were taken).
+        offsets = np.where(text_at < written, text_at, np.uint32(NO_TEXT)).astype(np.uint32)
         extra = extra or {}
         extra_texts = extra_texts or {}
         totals = _saturating_totals(slots)
