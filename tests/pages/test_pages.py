@@ -46,10 +46,10 @@ def test_swagger_ui_renders_every_public_operation_from_the_node_alone(
     dom = render(node.public_url + "/swagger/ui", tmp_path / "profile", screenshot=shot)
     # Rendered by Swagger UI's JavaScript from the node's own /swagger document:
     assert 'class="swagger-ui' in dom
-    assert dom.count('class="opblock opblock-') == 5, (
-        "GET /cluster, GET /history, GET and POST /keywords, GET /keywords/{keyword}"
+    assert dom.count('class="opblock opblock-') == 6, (
+        "GET /cluster, GET /history, GET and POST /keywords, GET /keywords/{keyword}, GET /top"
     )
-    assert "/keywords/{keyword}" in dom
+    assert "/keywords/{keyword}" in dom and "/top" in dom
     assert "Counter" in dom
     assert shot.stat().st_size > 10_000
     assert node.stop() == 0
