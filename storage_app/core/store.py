@@ -50,6 +50,7 @@ from .texts import (
     TextArena,
     TextColumn,
     column_from_arena,
+    iter_entries,
     leading_bytes,
     read_entry,
     rows_with_prefix,
@@ -300,7 +301,7 @@ class GCounterStore:
             offsets = self._text_at[rows[found]]
             buffer = self._arena.buffer
             pending = {int(key): self._pending_texts.get(int(key)) for key in keys[~found].tolist()}
-        found_texts = iter(None if offset == NO_TEXT else read_entry(buffer, offset) for offset in offsets.tolist())
+        found_texts = iter_entries(buffer, offsets)
         return [
             next(found_texts) if is_found else pending[key]
             for key, is_found in zip(keys.tolist(), found.tolist(), strict=True)
@@ -417,9 +418,9 @@ class GCounterStore:
             candidates = rows_with_prefix(buffer, offsets, candidates, prefix)
         chosen = _highest_rows(keys, totals, offsets, buffer, candidates, n)
         listed = [
-            TopRow(key, sum(row) + extra.get(key, 0), None if offset == NO_TEXT else read_entry(buffer, offset))
-            for key, row, offset in zip(
-                keys[chosen].tolist(), slots[chosen].tolist(), offsets[chosen].tolist(), strict=True
+            TopRow(key, sum(row) + extra.get(key, 0), text)
+            for key, row, text in zip(
+                keys[chosen].tolist(), slots[chosen].tolist(), iter_entries(buffer, offsets[chosen]), strict=True
             )
         ]
         # Keys outside the arrays: new since the last compaction, or held only in ``extra``.
@@ -437,15 +438,7 @@ class GCounterStore:
     def memory_bytes(self) -> int:
         """Bytes held by the arrays and the texts (the pending dicts are bounded and not counted)."""
         with self._lock:
-            return int(self._keys.nbytes + self._slots.nbytes) + self._text_bytes_locked()
-
-    def text_memory_bytes(self) -> int:
-        """Bytes held by the keyword texts: the offsets beside the keys and the written part of the arena."""
-        with self._lock:
-            return self._text_bytes_locked()
-
-    def _text_bytes_locked(self) -> int:
-        return int(self._text_at.nbytes) + self._arena.nbytes
+            return int(self._keys.nbytes + self._slots.nbytes + self._text_at.nbytes) + self._arena.nbytes
 
     # --- internals (call with the lock held) -------------------------------------------------
 
@@ -500,12 +493,11 @@ class GCounterStore:
             return
         keys = np.fromiter(self._pending.keys(), dtype=np.uint64, count=len(self._pending))
         rows = np.array(list(self._pending.values()), dtype=np.uint64).reshape(len(keys), self._slots.shape[1])
-        texts = self._pending_texts
-        offsets = np.fromiter(
-            (self._arena.append(texts[key]) if key in texts else NO_TEXT for key in self._pending),
-            dtype=np.uint32,
-            count=len(keys),
-        )
+        offsets = np.full(len(keys), NO_TEXT, dtype=np.uint32)
+        if self._pending_texts:
+            column = TextColumn.from_texts([self._pending_texts.get(key) for key in self._pending])
+            known = column.lengths > 0
+            offsets[known] = self._arena.extend(column.compress(known))
         self._pending, self._pending_texts = {}, {}
         self._insert_new(keys, rows, offsets)
 

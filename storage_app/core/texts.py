@@ -186,9 +186,7 @@ def read_entry(buffer: npt.NDArray[np.uint8], offset: int) -> bytes:
     return buffer[offset + 5 : offset + 5 + length].tobytes()
 
 
-def entry_spans(
-    buffer: npt.NDArray[np.uint8], offsets: OffsetArray
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def entry_spans(buffer: npt.NDArray[np.uint8], offsets: OffsetArray) -> tuple[Positions, Positions]:
     """Where the text of each entry starts in ``buffer``, and its length (offsets must not be ``NO_TEXT``)."""
     starts = offsets.astype(np.int64)
     lengths = buffer[starts].astype(np.int64)

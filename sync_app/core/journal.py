@@ -106,14 +106,11 @@ class ChangeJournal:
         keys = np.unique(np.concatenate(batches)) if batches else _EMPTY_KEYS
         texts = None
         if text_batches:
-            with_text = np.isin(keys, np.concatenate(text_batches))
-            known = self.store.texts_of(keys[with_text])
-            texts = TextColumn.unknown(len(keys))
-            if known:
-                all_texts: list[bytes | None] = [None] * len(keys)
-                for position, text in zip(np.flatnonzero(with_text).tolist(), known, strict=True):
-                    all_texts[position] = text
-                texts = TextColumn.from_texts(all_texts)
+            with_text = np.flatnonzero(np.isin(keys, np.concatenate(text_batches)))
+            all_texts: list[bytes | None] = [None] * len(keys)
+            for position, text in zip(with_text.tolist(), self.store.texts_of(keys[with_text]), strict=True):
+                all_texts[position] = text
+            texts = TextColumn.from_texts(all_texts)
         return ChangeSet(keys=keys, slots=self.store.rows_of(keys), up_to=up_to, complete=complete, texts=texts)
 
     def _record(self, sequence: int, changed_keys: KeyArray, origin: int, text_keys: KeyArray) -> None:
