@@ -598,6 +598,9 @@ class Node:
             self._remember_tag(record.tag)
         if record.kind == RecordKind.PENDING:
             self.pending.add(record.keys, record.amounts, record.lsn, record.texts)
+            if record.texts is not None:
+                # Keys the store already has (from peers) take their text at once, as recovery does.
+                self.store.set_texts(record.keys, record.texts)
             return
         if record.kind == RecordKind.FOLD:
             with self._fold_view:

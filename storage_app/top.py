@@ -32,5 +32,6 @@ def parse_top_query(values: Mapping[str, Sequence[str]]) -> tuple[int, str | Non
         text = n_values[0].strip()
         if not text.isascii() or not text.isdigit():
             raise BadTopQuery(f"n={n_values[0][:20]!r} is not a whole number: ask for e.g. /top?n=10.")
-        n = int(text)
+        # Python refuses to read an int of thousands of digits; any such n is out of range anyway.
+        n = int(text) if len(text) <= 18 else 10**18
     return n, (prefixes[0] if prefixes else None)

@@ -267,7 +267,14 @@ class GCounterStore:
             raise ValueError("merge needs one text (or none) per key")
         if len(keys) == 0:
             return MergeResult(0, 0, 0)
-        text_keys = keys[texts.lengths > 0] if texts is not None and texts.any() else None
+        text_keys = texts_of_keys = None
+        if texts is not None and texts.any():
+            # One text per key: a repeated key would put its text in the arena twice.
+            with_text = np.flatnonzero(texts.lengths > 0)
+            _unique, first = np.unique(keys[with_text], return_index=True)
+            chosen = np.zeros(len(keys), dtype=np.bool_)
+            chosen[with_text[first]] = True
+            text_keys, texts_of_keys = keys[chosen], texts.compress(chosen)
         slots = _trim_zero_columns(slots)
         self._check_slot(slots.shape[1])
         keys, slots = _combine_duplicates(keys, slots)
@@ -282,8 +289,8 @@ class GCounterStore:
             self._ensure_width(slots.shape[1])
             changed_keys, added = self._merge_locked(keys, slots) if len(keys) else (_EMPTY_KEYS, 0)
             new_texts = _EMPTY_KEYS
-            if text_keys is not None and texts is not None:
-                new_texts = self._set_texts_locked(text_keys, TextColumn(texts.lengths[texts.lengths > 0], texts.data))
+            if text_keys is not None and texts_of_keys is not None:
+                new_texts = self._set_texts_locked(text_keys, texts_of_keys)
             self._record(np.union1d(changed_keys, new_texts) if len(new_texts) else changed_keys, origin, new_texts)
         return MergeResult(received=received, changed=len(changed_keys), added=added)
 

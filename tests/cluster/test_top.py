@@ -125,6 +125,7 @@ def test_bad_top_queries_get_a_clear_400_and_topkeywords_prints_the_table(make_n
         ({"n": "0"}, "n=0 is out of range: ask for 1 to 50"),
         ({"n": "51"}, "n=51 is out of range"),
         ({"n": "ten"}, "is not a whole number"),
+        ({"n": "9" * 5000}, "is out of range"),
         ({"n": ["1", "2"]}, "at most once"),
         ({"prefix": "x" * 1025}, "A prefix of 1025 characters"),
     ):

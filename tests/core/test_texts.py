@@ -171,3 +171,14 @@ def test_only_and_compress_keep_the_texts_of_the_rows_asked_for() -> None:
     mask = np.array([False, True, True, True])
     assert column.only(mask).texts() == [None, None, b"three", b"four"]
     assert column.compress(mask).texts() == [None, b"three", b"four"]
+
+
+def test_a_key_repeated_in_a_merge_puts_one_text_in_the_arena() -> None:
+    store = GCounterStore()
+    keys = np.array([keyword_key("echo"), keyword_key("echo"), keyword_key("fox")], dtype=np.uint64)
+    store.merge(keys, np.array([[1], [1], [1]], dtype=np.uint64))
+    store._compact()  # the keys in the arrays, where a text goes straight into the arena
+    texts = TextColumn.from_texts([b"echo", b"echo", b"fox"])
+    store.merge(keys, np.array([[1], [2], [1]], dtype=np.uint64), texts=texts)
+    assert store.texts_of(keys) == [b"echo", b"echo", b"fox"]
+    assert store.memory_bytes() == 2 * (8 + 8 + 4) + (1 + 4) + (1 + 3)  # key, slot, offset; each text once

@@ -320,3 +320,25 @@ def test_a_wiped_node_without_seeds_counts_in_its_slot_at_once() -> None:
     assert current_node().unproven is None
     current_node().index(b"solo")
     assert own_slot("solo") == 1
+
+
+def test_a_pending_node_knows_the_texts_of_its_writes_before_and_after_the_fold() -> None:
+    start_unproven()
+
+    def top_texts() -> list[tuple[str | None, int]]:
+        rows = current_node().top(10)
+        return [(row.text.decode() if row.text is not None else None, row.count) for row in rows]
+
+    peer_holds("kiwi", 3)  # a key from a peer that sent no text (a counter-app peer)
+    current_node().store._compact()  # in the store's arrays, as most keys are
+    assert top_texts() == [(None, 3)]
+    current_node().index(b"kiwi banana")
+    assert top_texts() == [("kiwi", 4), ("banana", 1)], "a pending write names the peer's key at once"
+    crash_and_recover()  # the pending increments and their texts come back from the log; the peer's row again
+    peer_holds("kiwi", 3)
+    assert top_texts() == [("kiwi", 4), ("banana", 1)]
+    current_sync().note_legacy_push("127.0.0.1")
+    assert current_sync().take_report(learned_report("native", "legacy")) is True
+    assert top_texts() == [("kiwi", 4), ("banana", 1)]
+    crash_and_recover()  # the fold record carries banana's text
+    assert top_texts() == [("kiwi", 4), ("banana", 1)]
