@@ -440,6 +440,35 @@ class PeerSession:
         self.pull_cursor = answer.cursor
         return answer.cursor.complete and (ours_cursor is None or ours_cursor.complete) and keys_complete
 
+    def swap_keys(self, local: LocalNode, me: Hello) -> None:
+        """Every idempotency key either side has not sent the other yet, both ways, until none is left.
+
+        Anti-entropy moves rows outside the exchanges that carry keys, so it calls
+        this after reading a page of rows and before merging or sending it: each
+        side reads its keys after the rows, and keys are remembered before the
+        rows count, as in an exchange. Otherwise a retry on the receiver could
+        find an increment without its key and count the text again.
+        """
+        while True:
+            ours_cursor, ours = local.keys_since(self.push_keys_cursor)
+            # A cursor of no incarnation asks for no rows: the answer holds only keys.
+            answer = self.remote.send(
+                Message(
+                    Kind.EXCHANGE_REQUEST,
+                    me,
+                    cursor=Cursor(0, 0),
+                    keys_cursor=self.pull_keys_cursor or Cursor(0, 0),
+                    keys=ours or None,
+                )
+            )
+            peer_restarted = self.peer_incarnation not in (None, answer.hello.incarnation)
+            self.note_peer(answer.hello, me)
+            self.push_keys_cursor = None if peer_restarted else ours_cursor
+            local.remember_keys(answer.keys)
+            self.pull_keys_cursor = answer.keys_cursor  # None from a peer that keeps no keys
+            if peer_restarted or (ours_cursor.complete and (answer.keys_cursor is None or answer.keys_cursor.complete)):
+                return
+
     def note_peer(self, hello: Hello, me: Hello) -> None:
         """Check who answered; a restarted peer (new incarnation) may have lost what we sent."""
         check_same_tokenizer(me.tokenizer, hello, f"seed {self.remote.url} (node {hello.node_id})")
@@ -478,6 +507,8 @@ class PeerSession:
                     Message(Kind.BUCKETS_REQUEST, me, bucket_ids=differing, bucket_bits=self.bucket_bits, page=page)
                 )
                 rows = reply.rows or Rows.empty()
+                if len(rows.keys):
+                    self.swap_keys(local, me)  # the peer reads its keys now, after these rows
                 local.merge(rows, origin=peer_id)
                 self.status.keys_received += len(rows.keys)
                 if reply.page is None or reply.page.done:
@@ -488,6 +519,7 @@ class PeerSession:
             while True:
                 rows, next_page = local.bucket_rows(differing, self.bucket_bits, page)
                 if len(rows.keys):
+                    self.swap_keys(local, me)  # our keys, read after these rows, before the rows
                     self.remote.send(
                         Message(
                             Kind.BUCKETS_REQUEST,

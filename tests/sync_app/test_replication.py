@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from storage_app.core.idempotency import Remembered
 from storage_app.core.store import GCounterStore
 from sync_app.core.journal import ChangeJournal
 from sync_app.core.protocol import Cursor, Message, decode, encode
@@ -183,3 +184,57 @@ def test_a_node_that_reaches_itself_is_told_so_and_learns_nothing_from_it() -> N
     with pytest.raises(OwnAddress, match="this is node 0 itself"):
         session.run_round(a)
     assert session.status.learned_for is None
+
+
+class ListLedger:
+    """A KeyLedger in a list: a key's sequence is its position."""
+
+    def __init__(self) -> None:
+        self.entries: list[Remembered] = []
+        self.known: set[bytes] = set()
+
+    def keys_since(self, sequence: int, limit: int) -> tuple[list[Remembered], int, bool]:
+        part = self.entries[sequence : sequence + limit]
+        reached = sequence + len(part)
+        return part, reached, reached == len(self.entries)
+
+    def remember_keys(self, entries: list[Remembered]) -> None:
+        for entry in entries:
+            if entry.key not in self.known:
+                self.known.add(entry.key)
+                self.entries.append(entry)
+
+
+class KeysCheckedStore(GCounterStore):
+    """A store that notes, at every merge, whether its ledger already held every key."""
+
+    def __init__(self, ledger: ListLedger, expected: list[Remembered]) -> None:
+        super().__init__()
+        self.ledger, self.expected = ledger, expected
+        self.merged_without_keys = 0
+
+    def merge(self, keys, slots, origin=-1, texts=None):
+        if len(keys) and len(self.ledger.known) < len(self.expected):
+            self.merged_without_keys += 1
+        return super().merge(keys, slots, origin=origin, texts=texts)
+
+
+@pytest.mark.parametrize("direction", ["pushed", "pulled"])
+def test_anti_entropy_rows_arrive_after_their_idempotency_keys(direction: str) -> None:
+    keys = [Remembered(f"key-{n}".encode(), bytes(16), 3, 2, 0, 1000 + n) for n in range(30_000)]
+    a_ledger = ListLedger()
+    a_ledger.remember_keys(keys)  # more than one message of keys (20,000 at most)
+    a = Replica(GCounterStore(), 0, "words", ledger=a_ledger)
+    a.store.increment(0, {key(n): 1 for n in range(100)})
+    b_ledger = ListLedger()
+    b_store = KeysCheckedStore(b_ledger, keys)
+    b = Replica(b_store, 1, "words", ledger=b_ledger)
+    if direction == "pushed":
+        session = PeerSession(LoopbackPeer(b), anti_entropy_interval=3600)
+        session.anti_entropy(a)
+    else:
+        session = PeerSession(LoopbackPeer(a), anti_entropy_interval=3600)
+        session.anti_entropy(b)
+    assert len(b.store) == 100
+    assert b_store.merged_without_keys == 0, "rows were merged before their keys"
+    assert len(b_ledger.entries) == len(keys)
