@@ -18,6 +18,7 @@ from storage_app.core import wal as wal_module
 from storage_app.core.wal import LogCorrupt, list_segments
 from storage_app.node import Node, current_node, replace_node
 from sync_app.sync_state import current_sync
+from tests.cluster.nodes import wait_until
 from tests.conftest import PortClient, restart_node, start_node
 
 pytestmark = pytest.mark.usefixtures("node")
@@ -294,23 +295,33 @@ def test_pending_increments_survive_checkpoints_that_remove_the_log_before_them(
 def test_writes_during_a_fold_are_counted_exactly_once() -> None:
     start_unproven()
 
-    def writer() -> None:
-        for _ in range(300):
-            current_node().index(b"race")
+    # The writers go on until told to stop, which is only once writes were counted after the fold:
+    # the fold always happens while writes go on, however the threads are scheduled.
+    stop = threading.Event()
+    written = [0] * 4
 
-    threads = [threading.Thread(target=writer) for _ in range(4)]
+    def writer(number: int) -> None:
+        while not stop.is_set():
+            current_node().index(b"race")
+            written[number] += 1
+
+    threads = [threading.Thread(target=writer, args=(number,)) for number in range(4)]
     for thread in threads:
         thread.start()
-    while sum(current_node().pending.totals([current_node().keywords.key_of("race")])) < 200:
-        time.sleep(0.001)
-    peer_holds("race", 1000)
-    assert current_sync().take_report(learned_report("native", "native")) is True
-    assert any(thread.is_alive() for thread in threads), "the fold should happen while writes go on"
-    for thread in threads:
-        thread.join()
-    assert counts(["race"]) == {"race": 2200}
+    try:
+        while sum(current_node().pending.totals([current_node().keywords.key_of("race")])) < 200:
+            time.sleep(0.001)
+        peer_holds("race", 1000)
+        assert current_sync().take_report(learned_report("native", "native")) is True
+        after_fold = sum(written)
+        wait_until(lambda: sum(written) >= after_fold + 200, 30, "writes counted after the fold")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert counts(["race"]) == {"race": 1000 + sum(written)}
     crash_and_recover()
-    assert counts(["race"]) == {"race": 2200}
+    assert counts(["race"]) == {"race": 1000 + sum(written)}
 
 
 def test_a_wiped_node_without_seeds_counts_in_its_slot_at_once() -> None:
