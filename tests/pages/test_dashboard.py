@@ -171,3 +171,56 @@ def test_under_tokens_the_dashboard_asks_for_them_and_then_reads_and_counts(
     # The refused requests are the only errors the page met (Chromium logs each 401).
     assert all("401" in error for error in errors), errors
     assert node.stop() == 0
+
+
+# The top keywords as the page shows them: keyword (or hash), count, and the bar's share of the track.
+TOP_SHOWN = """items => items.map(item => [
+    item.dataset.keyword ?? item.dataset.hash,
+    Number(item.dataset.count),
+    Math.round(100 * item.querySelector('.bar').getBoundingClientRect().width
+        / item.querySelector('.track').getBoundingClientRect().width)])"""
+
+
+def top_api(node: Node, **params: Any) -> list[dict[str, Any]]:
+    response = requests.get(node.public_url + "/top", params=params, timeout=5)
+    response.raise_for_status()
+    answer: list[dict[str, Any]] = response.json()
+    return answer
+
+
+def test_the_top_keywords_panel_draws_what_top_answers_and_filters_by_prefix(
+    make_node: Callable[..., Node], browser: Browser
+) -> None:
+    node = make_node(0).start()
+    node.post("fox fox fox fox dog dog cat Fowl")
+    # A key from a counter-app push: listed by its hash, its text not known.
+    unknown = 0x1234_5678_9ABC_DEF0
+    response = requests.post(node.sync_url + "/sync", json=[{"hash_keyword": unknown, "totals": [0, 0, 2]}], timeout=5)
+    assert response.status_code == 200, response.text
+    page, errors = open_dashboard(browser, node)
+
+    def shown() -> list[list[Any]]:
+        rows: list[list[Any]] = page.eval_on_selector_all("#top-list li", TOP_SHOWN)
+        return rows
+
+    # Highest first, bars as long as the counts (the highest full width), ties by keyword, the hash after them.
+    expected = [["fox", 4, 100], ["dog", 2, 50], [f"0x{unknown:016x}", 2, 50], ["cat", 1, 25], ["fowl", 1, 25]]
+    wait_until(lambda: shown() == expected, 20, "the top keywords panel to draw /top")
+    assert [[row.get("key") or row.get("hash"), row["count"]] for row in top_api(node)] == [r[:2] for r in expected]
+    assert page.get_attribute(f'#top-list li[data-hash="0x{unknown:016x}"] .name', "title") is not None
+
+    # Typing a prefix narrows the list to what /top?prefix= answers (normalised: Fo finds fox and fowl).
+    page.fill("#top-prefix", "Fo")
+    wait_until(lambda: shown() == [["fox", 4, 100], ["fowl", 1, 25]], 20, "the list for the prefix Fo")
+    assert [row["key"] for row in top_api(node, prefix="Fo")] == ["fox", "fowl"]
+    page.fill("#top-prefix", "zebra")
+    page.wait_for_selector("#top-empty:not([hidden])", timeout=10_000)
+    assert page.text_content("#top-empty") == "No keyword counted starts with “zebra”."
+
+    # A text counted elsewhere shows up at the next refresh.
+    page.fill("#top-prefix", "")
+    node.post("zebra " * 9)
+    wait_until(lambda: shown()[:2] == [["zebra", 9, 100], ["fox", 4, 44]], 20, "zebra on top after a refresh")
+    page.screenshot(path=str(artifacts_dir() / "dashboard-top.png"), full_page=True)
+    assert errors == []
+    assert node.stop() == 0

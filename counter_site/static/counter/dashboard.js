@@ -1,5 +1,5 @@
-// The dashboard: polls GET /cluster and GET /history, draws plain SVG charts,
-// and drives the lookup and post forms through the public API.
+// The dashboard: polls GET /cluster, GET /history and GET /top, draws plain SVG charts and
+// bars, and drives the lookup and post forms through the public API.
 "use strict";
 
 const REFRESH_MS = 2000;
@@ -189,6 +189,67 @@ function showMembers(node, peers) {
   $("members-empty").hidden = peers.length > 0;
 }
 
+// --- top keywords ---------------------------------------------------------------------
+
+// The keywords counted most (GET /top), as bars as long as their counts, the highest full width.
+async function showTop() {
+  const prefix = $("top-prefix").value.trim();
+  const query = new URLSearchParams({ n: $("top-n").value });
+  if (prefix) query.set("prefix", prefix);
+  const problem = $("top-error");
+  try {
+    const { body } = await api(`/top?${query}`);
+    problem.hidden = true;
+    const highest = body.length ? body[0].count : 1;
+    $("top-list").replaceChildren(
+      ...body.map((item) => {
+        const entry = document.createElement("li");
+        entry.dataset.count = String(item.count);
+        const name = document.createElement("span");
+        name.className = "name";
+        if (item.key === null) {
+          // Merged from counter-app, which sends only hashes: no node that knows the text has synced yet.
+          entry.dataset.hash = item.hash;
+          name.textContent = item.hash;
+          name.classList.add("muted");
+          name.title = "The text of this keyword is not known yet (a key from counter-app)";
+        } else {
+          entry.dataset.keyword = item.key;
+          name.textContent = item.key;
+          name.title = item.key;
+        }
+        const track = document.createElement("span");
+        track.className = "track";
+        const bar = document.createElement("span");
+        bar.className = "bar";
+        bar.style.width = `${((100 * item.count) / highest).toFixed(1)}%`;
+        track.append(bar);
+        const count = document.createElement("strong");
+        count.textContent = integer.format(item.count);
+        entry.append(name, track, count);
+        return entry;
+      }),
+    );
+    const empty = $("top-empty");
+    empty.textContent = prefix ? `No keyword counted starts with “${prefix}”.` : "No keyword counted yet.";
+    empty.hidden = body.length > 0;
+  } catch (error) {
+    problem.textContent = error instanceof ApiError ? error.message : "The node does not answer; retrying.";
+    problem.hidden = false;
+  }
+}
+
+let topTyping = null;
+$("top-prefix").addEventListener("input", () => {
+  clearTimeout(topTyping);
+  topTyping = setTimeout(showTop, 250);
+});
+$("top-n").addEventListener("change", showTop);
+$("top-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  showTop();
+});
+
 // --- charts (plain SVG) ---------------------------------------------------------------
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -257,6 +318,7 @@ async function refresh() {
     drawChart("chart-keys", points, "keys", (value) => integer.format(Math.round(value)));
     drawChart("chart-tokens", points, "tokens_per_second", rate);
     drawChart("chart-sync", points, "sync_bytes_per_second", bytes, bytes);
+    await showTop();
     showStatus("");
     document.body.dataset.refreshed = String(Date.now());
   } catch (error) {
