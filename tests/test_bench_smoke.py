@@ -65,6 +65,7 @@ def test_performance_suite_runs_end_to_end(tmp_path: Path) -> None:
         "### 4. Snapshot and start-up",
         "### 5. Scaling",
         "### 6. Replication traffic per link",
+        "### 7. Top keywords",
     ):
         assert heading in text and heading in output
     assert "Older sections stay." in text
@@ -73,4 +74,6 @@ def test_performance_suite_runs_end_to_end(tmp_path: Path) -> None:
     assert "all-core ceiling" in text and "one Lua script call" in text and "`HMGET` of the same 100" in text
     assert "`Content-Type: application/x-ndjson`" in text
     assert "merging through the sync port" in text and "indexing new keywords" in text
+    # /top's answers were checked against the same texts counted in process (the run stops if they differ).
+    assert "`GET /top?n=100&prefix=co`" in text and "checked against the same texts counted in process" in text
     assert picture.read_bytes().startswith(b"\x89PNG")

@@ -445,7 +445,20 @@ class GCounterStore:
     def memory_bytes(self) -> int:
         """Bytes held by the arrays and the texts (the pending dicts are bounded and not counted)."""
         with self._lock:
-            return int(self._keys.nbytes + self._slots.nbytes + self._text_at.nbytes) + self._arena.nbytes
+            return int(self._keys.nbytes + self._slots.nbytes) + self._text_bytes_locked()
+
+    def text_memory_bytes(self) -> int:
+        """Bytes held by the keyword texts: the offsets beside the keys and the written part of the arena."""
+        with self._lock:
+            return self._text_bytes_locked()
+
+    def compact(self) -> None:
+        """Move the keys new since the last compaction into the arrays now (the store does it on its own)."""
+        with self._lock:
+            self._compact()
+
+    def _text_bytes_locked(self) -> int:
+        return int(self._text_at.nbytes) + self._arena.nbytes
 
     # --- internals (call with the lock held) -------------------------------------------------
 
