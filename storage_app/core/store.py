@@ -409,10 +409,10 @@ class GCounterStore:
             pending, pending_texts = dict(self._pending), dict(self._pending_texts)
         # A text set after the lock was let go may sit in a newer, larger arena than ``buffer``:
         # it counts as not known yet (as it was when the references were taken).
-        offsets = np.where(text_at < written, text_at, np.uint32(NO_TEXT)).astype(np.uint32)
+        offsets = np.where(text_at < written, text_at, np.uint32(NO_TEXT)).astype(np.uint32, copy=False)
         extra = extra or {}
         extra_texts = extra_texts or {}
-        totals = _saturating_totals(slots)
+        totals = _totals(slots)
         if extra:
             extra_keys = as_key_array(list(extra))
             extra_rows, extra_found = _locate_in(keys, extra_keys)
@@ -420,24 +420,30 @@ class GCounterStore:
                 added = np.array([extra[key] for key in extra_keys[extra_found].tolist()], dtype=np.uint64)
                 target = extra_rows[extra_found]
                 totals[target] = np.minimum(totals[target], _U64_MAX - added) + added
-        candidates = np.flatnonzero(totals)
-        if prefix is not None:
-            candidates = rows_with_prefix(buffer, offsets, candidates, prefix)
-        chosen = _highest_rows(keys, totals, offsets, buffer, candidates, n)
+        if prefix is None:
+            rows, values = _within_reach(np.arange(len(totals)), totals, n)
+        else:
+            rows = rows_with_prefix(buffer, offsets, np.flatnonzero(totals), prefix)
+            rows, values = _within_reach(rows, totals[rows], n)
+        chosen = _highest_rows(keys, offsets, buffer, rows, values, n)
         listed = [
             TopRow(key, sum(row) + extra.get(key, 0), text)
             for key, row, text in zip(
                 keys[chosen].tolist(), slots[chosen].tolist(), iter_entries(buffer, offsets[chosen]), strict=True
             )
         ]
-        # Keys outside the arrays: new since the last compaction, or held only in ``extra``.
+        # Keys outside the arrays: new since the last compaction, or held only in ``extra``. One
+        # below the lowest of n rows listed already cannot get in.
+        floor = max(min((row.count for row in listed), default=0) if len(listed) >= n else 0, 1)
         outside = {key: sum(row) + extra.get(key, 0) for key, row in pending.items()}
         for key, amount in extra.items():
             if key not in outside and not _contains(keys, key):
                 outside[key] = amount
         for key, total in outside.items():
+            if total < floor:
+                continue
             text = pending_texts.get(key) or extra_texts.get(key)
-            if total and (prefix is None or (text is not None and text.startswith(prefix))):
+            if prefix is None or (text is not None and text.startswith(prefix)):
                 listed.append(TopRow(key, total, text))
         listed.sort(key=TopRow.order)
         return listed[:n]
@@ -616,8 +622,12 @@ class GCounterStore:
         return grown
 
 
-def _saturating_totals(slots: SlotArray) -> KeyArray:
+def _totals(slots: SlotArray) -> KeyArray:
     """Each row's sum, saturating at 2**64 - 1 (a ranking key; exact sums are taken per listed row)."""
+    width = slots.shape[1]
+    if width and int(slots.max(initial=0)) <= _U64_MAX_INT // width:
+        sums: KeyArray = slots.sum(axis=1, dtype=np.uint64)  # no sum can wrap
+        return sums
     totals = np.zeros(slots.shape[0], dtype=np.uint64)
     for column in range(slots.shape[1]):
         values = slots[:, column]
@@ -630,25 +640,41 @@ def _contains(sorted_keys: KeyArray, key: int) -> bool:
     return row < len(sorted_keys) and int(sorted_keys[row]) == key
 
 
+def _within_reach(rows: npt.NDArray[np.intp], values: KeyArray, n: int) -> tuple[npt.NDArray[np.intp], KeyArray]:
+    """The ``rows`` (and their ``values``) that may be among the n highest non-zero values.
+
+    While more than 8n remain, only those above the mean stay, if at least n
+    are: the n-th highest value is then above the mean too, so no row of the
+    top n, nor one tied with its last, is dropped. A few passes leave a small
+    set to partition, instead of every key of the store.
+    """
+    while len(values) > 8 * n:
+        above = values > values.mean()
+        if int(np.count_nonzero(above)) < n:
+            break
+        rows, values = rows[above], values[above]
+    nonzero = values > 0
+    return rows[nonzero], values[nonzero]
+
+
 def _highest_rows(
     keys: KeyArray,
-    totals: KeyArray,
     offsets: OffsetArray,
     buffer: npt.NDArray[np.uint8],
-    candidates: npt.NDArray[np.intp],
+    rows: npt.NDArray[np.intp],
+    values: KeyArray,
     n: int,
 ) -> npt.NDArray[np.intp]:
-    """The ``n`` candidate rows first in ``TopRow.order`` (unsorted), without looking at every text.
+    """The ``n`` of ``rows`` first in ``TopRow.order`` (unsorted), by ``values``, without looking at every text.
 
-    Every row above the n-th highest total is in; of the rows tied at it, the
+    Every row above the n-th highest value is in; of the rows tied at it, the
     ones whose texts come first fill the rest.
     """
-    if len(candidates) <= n:
-        return candidates
-    values = totals[candidates]
+    if len(rows) <= n:
+        return rows
     cut = np.partition(values, len(values) - n)[len(values) - n]
-    above = candidates[values > cut]
-    tied = candidates[values == cut]
+    above = rows[values > cut]
+    tied = rows[values == cut]
     return np.concatenate((above, _first_by_text(keys, offsets, buffer, tied, n - len(above))))
 
 

@@ -9,10 +9,11 @@ shown. Two forms carry texts:
   keyword is never empty). Wire form: ``rows x u32 lengths`` (little-endian),
   then the texts one after the other.
 * ``TextArena``: the store's own copy, one append-only byte array holding every
-  text once, each entry a length (one byte, or 255 and a u32 for a text of 255
-  bytes or more) followed by the text. The store keeps one ``u32`` arena offset
-  per key (``NO_TEXT`` when unknown), so a key's text costs its length plus 5
-  bytes, and no Python object.
+  text once, each entry a length byte and the text (a text of 255 bytes or
+  more: its u32 length, the byte 255, the text). The store keeps, per key, the
+  ``u32`` offset of the text itself (``NO_TEXT`` when unknown), so a key's text
+  costs its length plus 5 bytes and no Python object, and a text's first byte
+  is one lookup away (what a prefix query compares first).
 """
 
 from __future__ import annotations
@@ -136,14 +137,15 @@ class TextArena:
 
     def append(self, text: bytes) -> int:
         """Store ``text`` (non-empty); return its offset, or ``NO_TEXT`` if the arena is full (4 GiB)."""
-        entry = (bytes((len(text),)) if len(text) < _LONG else bytes((_LONG,)) + _U32.pack(len(text))) + text
-        offset = self.used
-        if offset + len(entry) >= NO_TEXT:
+        head = bytes((len(text),)) if len(text) < _LONG else _U32.pack(len(text)) + bytes((_LONG,))
+        entry = head + text
+        start = self.used
+        if start + len(entry) >= NO_TEXT:
             return NO_TEXT
         self._reserve(len(entry))
-        self.buffer[offset : offset + len(entry)] = np.frombuffer(entry, dtype=np.uint8)
-        self.used = offset + len(entry)
-        return offset
+        self.buffer[start : start + len(entry)] = np.frombuffer(entry, dtype=np.uint8)
+        self.used = start + len(entry)
+        return start + len(head)
 
     def extend(self, column: TextColumn) -> OffsetArray:
         """Store every text of ``column`` (all known); return their offsets. One numpy step for short texts."""
@@ -163,7 +165,7 @@ class TextArena:
             np.frombuffer(column.data, dtype=np.uint8)
         )
         self.used = base + total
-        return (entry_starts + base).astype(np.uint32)
+        return (entry_starts + base + 1).astype(np.uint32)
 
     def _reserve(self, size: int) -> None:
         if self.used + size > len(self.buffer):
@@ -178,24 +180,20 @@ class TextArena:
 
 
 def read_entry(buffer: npt.NDArray[np.uint8], offset: int) -> bytes:
-    """The text of the arena entry at ``offset``."""
-    length = int(buffer[offset])
-    if length < _LONG:
-        return buffer[offset + 1 : offset + 1 + length].tobytes()
-    (length,) = _U32.unpack(buffer[offset + 1 : offset + 5].tobytes())
-    return buffer[offset + 5 : offset + 5 + length].tobytes()
+    """The text at ``offset`` in the arena."""
+    length = int(buffer[offset - 1])
+    if length == _LONG:
+        (length,) = _U32.unpack(buffer[offset - 5 : offset - 1].tobytes())
+    return buffer[offset : offset + length].tobytes()
 
 
 def entry_spans(buffer: npt.NDArray[np.uint8], offsets: OffsetArray) -> tuple[Positions, Positions]:
-    """Where the text of each entry starts in ``buffer``, and its length (offsets must not be ``NO_TEXT``)."""
+    """Where each text starts in ``buffer``, and its length (offsets must not be ``NO_TEXT``)."""
     starts = offsets.astype(np.int64)
-    lengths = buffer[starts].astype(np.int64)
-    long_entries = np.flatnonzero(lengths == _LONG)
-    starts += 1
-    for index in long_entries.tolist():  # texts of 255 bytes or more are rare
+    lengths = buffer[starts - 1].astype(np.int64)
+    for index in np.flatnonzero(lengths == _LONG).tolist():  # texts of 255 bytes or more are rare
         position = int(starts[index])
-        (lengths[index],) = _U32.unpack(buffer[position : position + 4].tobytes())
-        starts[index] = position + 4
+        (lengths[index],) = _U32.unpack(buffer[position - 5 : position - 1].tobytes())
     return starts, lengths
 
 
@@ -204,19 +202,24 @@ def rows_with_prefix(
 ) -> npt.NDArray[np.intp]:
     """The ``rows`` whose text (at ``offsets[row]``) starts with ``prefix``; rows without a text never do.
 
-    One byte of the prefix at a time over the rows still in, so the work falls
-    off as fast as the matches do.
+    The first byte is compared for every row in one gather (a text is never
+    empty, and its offset is where it starts); the rest one byte at a time over
+    the rows still in, so the work falls off as fast as the matches do.
     """
-    rows = rows[offsets[rows] != NO_TEXT]
-    if not prefix:
+    found = offsets[rows]
+    known = found != NO_TEXT
+    rows, found = rows[known], found[known]
+    if not prefix or len(rows) == 0:
         return rows
-    starts, lengths = entry_spans(buffer, offsets[rows])
-    for position, byte in enumerate(prefix):
-        keep = lengths > position
-        keep[keep] = buffer[starts[keep] + position] == byte
-        rows, starts, lengths = rows[keep], starts[keep], lengths[keep]
+    same = np.flatnonzero(buffer[found] == prefix[0])
+    rows = rows[same]
+    starts, lengths = entry_spans(buffer, found[same])
+    for position in range(1, len(prefix)):
         if len(rows) == 0:
             break
+        keep = lengths > position
+        keep[keep] = buffer[starts[keep] + position] == prefix[position]
+        rows, starts, lengths = rows[keep], starts[keep], lengths[keep]
     return rows
 
 

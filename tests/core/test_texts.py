@@ -182,3 +182,18 @@ def test_a_key_repeated_in_a_merge_puts_one_text_in_the_arena() -> None:
     store.merge(keys, np.array([[1], [2], [1]], dtype=np.uint64), texts=texts)
     assert store.texts_of(keys) == [b"echo", b"echo", b"fox"]
     assert store.memory_bytes() == 2 * (8 + 8 + 4) + (1 + 4) + (1 + 3)  # key, slot, offset; each text once
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_top_of_thousands_of_keys_with_many_ties_equals_a_full_sort(seed: int) -> None:
+    generator = np.random.default_rng(seed)
+    words = [f"{chr(97 + number % 26)}{number}" for number in range(5000)]
+    counts = generator.zipf(1.8, len(words)).clip(max=50).astype(np.uint64)  # most counts 1, few large
+    keys = np.array([keyword_key(word) for word in words], dtype=np.uint64)
+    store = GCounterStore()
+    store.merge(keys, counts.reshape(-1, 1), texts=TextColumn.from_texts([word.encode() for word in words]))
+    store.compact()
+    reference = dict(zip(words, counts.tolist(), strict=True))
+    for n in (1, 10, 100, 1000):
+        assert as_pairs(store.top(n)) == reference_top(reference, n)
+        assert as_pairs(store.top(n, prefix=b"q")) == reference_top(reference, n, "q")
