@@ -1242,8 +1242,8 @@ def top_lines(results: Results) -> list[str]:
         f"for a head of real counts. Times are client-side, the median of {TOP_REPEATS} requests on one connection",
         "per round; before the rounds, each answer was checked against the same texts counted in process. The",
         f"lock figures time every hold of the store's lock by {TOP_REPEATS} calls of each kind on that in-process",
-        "store; `top` holds it only to take references and to copy the small dicts of keys new since the last",
-        "compaction. The texts' bytes per key are on top of the 16 bytes of a key and one slot (section 3).",
+        "store; `top` holds it only to take references. The texts' bytes per key are on top of the 16 bytes of",
+        "a key and one slot (section 3).",
     ]
     return lines
 

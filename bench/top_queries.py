@@ -7,6 +7,10 @@ module measures what HTTP cannot show:
   keyword and of 100, on the same store (the lock is swapped for one that
   times every hold);
 * the bytes the keyword texts add per key when the store holds the corpus.
+
+``python -m bench.top_queries`` prints the first with each call's time, on a
+store of a million new keywords and 16 MB of the corpus (``make bench``
+builds the corpus).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import numpy as np
@@ -103,3 +108,39 @@ def text_bytes_per_key(texts: Iterable[bytes]) -> tuple[int, float]:
     index_into(store, texts)
     store.compact()
     return len(store), store.text_memory_bytes() / max(len(store), 1)
+
+
+def main() -> None:
+    """``python -m bench.top_queries``: top-N times and lock holds on a store of new keywords plus some corpus."""
+    import argparse
+
+    from bench.corpus import iter_chunks
+    from bench.perf import PROJECT_DIR, TOP_PREFIXES, TOP_REPEATS, corpus_words, distinct_words_text
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--keys", type=int, default=1_000_000, help="new keywords seen once each")
+    parser.add_argument("--corpus-bytes", type=int, default=16_000_000, help="corpus bytes counted besides")
+    parser.add_argument("--corpus", type=Path, default=PROJECT_DIR / ".bench" / "corpus" / "corpus.txt")
+    options = parser.parse_args()
+    corpus = options.corpus.read_bytes()[: options.corpus_bytes]  # built by `make bench`
+    chunks = list(iter_chunks(corpus, 65536))
+    store = GCounterStore()
+    index_into(store, iter_chunks(distinct_words_text(options.keys), 256 * 1024))
+    index_into(store, chunks)
+    calls = standard_calls(store, corpus_words(chunks, 100), TOP_PREFIXES)
+    holds = lock_holds(store, calls, TOP_REPEATS)
+    print(f"{len(store):,} keys; {TOP_REPEATS} calls each")
+    for name, call in calls.items():
+        times = []
+        for _ in range(TOP_REPEATS):
+            started = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - started)
+        print(
+            f"{name}: {1000 * statistics.median(times):.2f} ms a call; the store's lock held "
+            f"{1e6 * holds.median[name]:.0f} µs (median), {1e6 * holds.longest[name]:.0f} µs (longest)"
+        )
+
+
+if __name__ == "__main__":
+    main()

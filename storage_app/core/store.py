@@ -400,13 +400,16 @@ class GCounterStore:
         increments; ``extra_texts`` holds texts of such keys the store lacks).
         With ``prefix``, only keys whose text starts with those UTF-8 bytes.
         Keys whose total is 0 are never listed. The lock is held only to take
-        references (and a copy of the small dicts of keys new since the last
-        compaction); the ranking runs on those, so writers are not held up.
+        references; the ranking runs on those, so writers are not held up.
         """
         with self._lock:
             keys, slots, text_at = self._keys, self._slots, self._text_at
             buffer, written = self._arena.buffer, self._arena.used
-            pending, pending_texts = dict(self._pending), dict(self._pending_texts)
+            pending_now, pending_texts_now = self._pending, self._pending_texts
+        # Copied after the lock: a dict of int keys is copied in one C call that no other thread
+        # interleaves with, and a compaction replaces these dicts instead of emptying them, so the
+        # copies hold at least every key that was outside the arrays taken above.
+        pending, pending_texts = dict(pending_now), dict(pending_texts_now)
         # A text set after the lock was let go may sit in a newer, larger arena than ``buffer``:
         # it counts as not known yet (as it was when the references were taken).
         offsets = np.where(text_at < written, text_at, np.uint32(NO_TEXT)).astype(np.uint32, copy=False)
