@@ -194,17 +194,20 @@ class Node:
                 self._remember_tag(record.tag)
             if record.kind == RecordKind.PENDING:
                 self.pending.add(record.keys, record.amounts, record.lsn, record.texts)
+                if record.texts is not None:
+                    # As the write did: keys the store already holds by hash learn their text now.
+                    store.set_texts(record.keys, record.texts)
             else:
-                keys, amounts = record.keys, record.amounts
+                keys, amounts, texts = record.keys, record.amounts, record.texts
                 if snapshot is not None:
+                    # A key whose snapshot chunk already holds this record has its text there too:
+                    # the record's increments and texts went into the store in one step.
                     fresh = snapshot.lsn_of(keys) < np.uint64(record.lsn)
                     keys, amounts = keys[fresh], amounts[fresh]
-                store.increment_arrays(record.slot, keys, amounts, lsn=record.lsn)
+                    texts = texts.compress(fresh) if texts is not None else None
+                store.increment_arrays(record.slot, keys, amounts, lsn=record.lsn, texts=texts)
                 if record.kind == RecordKind.FOLD:
                     self.pending.clear()  # the fold record holds every pending increment before it
-            if record.texts is not None:
-                # Every key of the record, counted again or not: a text is set once, so this is idempotent.
-                store.set_texts(record.keys, record.texts)
             last_lsn = max(last_lsn, record.lsn)
             replayed += 1
         self.wal = WriteAheadLog(config.wal_dir, next_lsn=last_lsn + 1, fsync=config.fsync)

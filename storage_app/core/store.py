@@ -26,8 +26,8 @@ safe to call from any thread.
 
 Every call that changes something gets the next number of the store's change
 ``sequence`` and tells its listener (``set_change_listener``) which keys it
-changed (a key whose text became known counts as changed), which keys' texts
-became known, and where the change came from; replication keeps its change journal
+changed (a key whose text became known counts as changed), which of them had
+their text become known (a mask beside the keys), and where the change came from; replication keeps its change journal
 that way, outside the store. ``applied_lsn`` is the last write-ahead log record
 whose increments are in the store; each exported chunk carries it, read under
 the same lock as the rows, which is what makes recovery's replay exact.
@@ -58,7 +58,9 @@ from .texts import (
 
 KeyArray = npt.NDArray[np.uint64]
 SlotArray = npt.NDArray[np.uint64]
-ChangeListener = Callable[[int, KeyArray, int, KeyArray], None]
+TextMask = npt.NDArray[np.bool_]
+# (sequence, changed keys, origin, which changed keys' texts became known or None for none of them)
+ChangeListener = Callable[[int, KeyArray, int, "TextMask | None"], None]
 
 # A slot column is dense (8 bytes per key), so the number of replicas a store
 # accepts is bounded; an id past it is a configuration error or a bad peer.
@@ -194,12 +196,12 @@ class GCounterStore:
                     if row is None:
                         row = self._pending[key] = [0] * width
                     row[slot] = min(row[slot] + value, _U64_MAX_INT)
-            new_texts = _EMPTY_KEYS
+            text_mask = None
             if texts is not None and texts.any():
-                new_texts = self._set_texts_locked(keys, texts, (rows, found))
+                text_mask = self._set_texts_locked(keys, texts, (rows, found))
             if not found.all():
                 self._compact_if_due()
-            self._record(keys, LOCAL_ORIGIN, new_texts)
+            self._record(keys, LOCAL_ORIGIN, text_mask)
 
     def mark_applied(self, lsn: int) -> None:
         """Every write-ahead log record up to ``lsn`` is in the store (chunks copied from now on say so)."""
@@ -288,17 +290,21 @@ class GCounterStore:
         with self._lock:
             self._ensure_width(slots.shape[1])
             changed_keys, added = self._merge_locked(keys, slots) if len(keys) else (_EMPTY_KEYS, 0)
-            new_texts = _EMPTY_KEYS
+            recorded, text_mask = changed_keys, None
             if text_keys is not None and texts_of_keys is not None:
-                new_texts = self._set_texts_locked(text_keys, texts_of_keys)
-            self._record(np.union1d(changed_keys, new_texts) if len(new_texts) else changed_keys, origin, new_texts)
+                new_texts = text_keys[self._set_texts_locked(text_keys, texts_of_keys)]
+                if len(new_texts):
+                    recorded = np.union1d(changed_keys, new_texts)
+                    text_mask = np.isin(recorded, new_texts, assume_unique=True)
+            self._record(recorded, origin, text_mask)
         return MergeResult(received=received, changed=len(changed_keys), added=added)
 
     def set_texts(self, keys: KeyArray, texts: TextColumn, origin: int = LOCAL_ORIGIN) -> int:
         """Give keys of the store whose text is not known yet their text (aligned with ``keys``); return how many."""
+        keys = as_key_array(keys)
         with self._lock:
-            new_texts = self._set_texts_locked(as_key_array(keys), texts)
-            self._record(new_texts, origin, new_texts)
+            new_texts = keys[self._set_texts_locked(keys, texts)]
+            self._record(new_texts, origin, np.ones(len(new_texts), dtype=np.bool_))
             return len(new_texts)
 
     def texts_of(self, keys: KeyArray) -> list[bytes | None]:
@@ -333,9 +339,10 @@ class GCounterStore:
             return self._sequence
 
     def set_change_listener(self, listener: ChangeListener) -> int:
-        """From now on call ``listener(sequence, changed_keys, origin, text_keys)`` for every change.
+        """From now on call ``listener(sequence, changed_keys, origin, text_mask)`` for every change.
 
-        Returns the sequence now. ``text_keys``: the changed keys whose text became known.
+        Returns the sequence now. ``text_mask`` (aligned with ``changed_keys``, or None
+        for none of them): True where the key's text became known in this change.
 
         The listener runs under the store's lock, in sequence order: it must be quick
         and must not call the store.
@@ -471,13 +478,15 @@ class GCounterStore:
 
     # --- internals (call with the lock held) -------------------------------------------------
 
-    def _record(self, changed_keys: KeyArray, origin: int, text_keys: KeyArray = _EMPTY_KEYS) -> None:
+    def _record(self, changed_keys: KeyArray, origin: int, text_mask: TextMask | None = None) -> None:
         """Give a change its sequence number and tell the listener which keys (and texts) it changed."""
         if len(changed_keys) == 0:
             return
         self._sequence += 1
         if self._listener is not None:
-            self._listener(self._sequence, changed_keys, origin, text_keys)
+            if text_mask is not None and not text_mask.any():
+                text_mask = None
+            self._listener(self._sequence, changed_keys, origin, text_mask)
 
     def _rows_of(self, keys: KeyArray) -> SlotArray:
         width = self._slots.shape[1]
@@ -546,29 +555,28 @@ class GCounterStore:
         keys: KeyArray,
         texts: TextColumn,
         located: tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]] | None = None,
-    ) -> KeyArray:
+    ) -> TextMask:
         """``set_texts`` with the lock held (``located``: ``_locate(keys)`` if the caller has it).
 
-        Returns the keys whose text became known.
+        Returns a mask aligned with ``keys``: True where the key's text became known.
         """
         rows, found = located if located is not None else self._locate(keys)
         given = texts.lengths > 0
-        into_arrays = found & given
-        into_arrays[into_arrays] = self._text_at[rows[into_arrays]] == NO_TEXT
-        newly_known: list[KeyArray] = []
-        if into_arrays.any():
+        newly_known = found & given
+        newly_known[newly_known] = self._text_at[rows[newly_known]] == NO_TEXT
+        if newly_known.any():
             # Rows are distinct (keys are), so the fancy assignment sets every one.
-            self._text_at[rows[into_arrays]] = self._arena.extend(texts.compress(into_arrays))
-            newly_known.append(keys[into_arrays])
+            self._text_at[rows[newly_known]] = self._arena.extend(texts.compress(newly_known))
         elsewhere = ~found & given
         if elsewhere.any() and self._pending:
-            pending_keys = []
-            for key, text in zip(keys[elsewhere].tolist(), texts.compress(elsewhere).texts(), strict=True):
+            positions = np.flatnonzero(elsewhere).tolist()
+            for position, key, text in zip(
+                positions, keys[elsewhere].tolist(), texts.compress(elsewhere).texts(), strict=True
+            ):
                 if key in self._pending and key not in self._pending_texts and text:
                     self._pending_texts[key] = text
-                    pending_keys.append(key)
-            newly_known.append(np.array(pending_keys, dtype=np.uint64))
-        return _concat(newly_known)
+                    newly_known[position] = True
+        return newly_known
 
     def _merge_locked(self, keys: KeyArray, slots: SlotArray) -> tuple[KeyArray, int]:
         """Merge rows by max; return the keys whose slots grew (new keys included) and the count of new keys."""

@@ -4,9 +4,10 @@ Replication sends a peer the keys changed after its cursor; the journal makes
 that cost O(keys changed since the cursor), not O(n). It listens to the store
 (``GCounterStore.set_change_listener``): every change that changes something
 has the store's next sequence number and the keys it changed, journaled with
-the node it came from (so it is not echoed back to it), and the keys whose
-text became known in it: a peer is sent a key's text once, with the change
-that made it known. The journal keeps at
+the node it came from (so it is not echoed back to it), and a mask of the keys
+whose text became known in it (one byte a key, only for changes that made a
+text known): a peer is sent a key's text once, with the change that made it
+known. The journal keeps at
 most about ``max_keys`` keys; a cursor older than that falls back to
 anti-entropy. ``incarnation`` is a random number naming this journal's
 sequence space: a cursor of another incarnation means nothing here.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from storage_app.core.store import GCounterStore, KeyArray, SlotArray
+from storage_app.core.store import GCounterStore, KeyArray, SlotArray, TextMask
 from storage_app.core.texts import TextColumn
 
 DEFAULT_JOURNAL_KEYS = 2_000_000
@@ -54,7 +55,7 @@ class ChangeJournal:
         self._limit = max_keys
         self._sequences: list[int] = []
         self._batches: list[KeyArray] = []
-        self._text_batches: list[KeyArray] = []
+        self._text_masks: list[TextMask | None] = []  # aligned with each batch; None: no text became known
         self._origins: list[int] = []
         self._start = 0  # entries before this index were dropped
         self._keys = 0
@@ -97,8 +98,9 @@ class ChangeJournal:
             while index < len(self._batches) and taken < max_keys:
                 if self._origins[index] != exclude_origin:
                     batches.append(self._batches[index])
-                    if len(self._text_batches[index]):
-                        text_batches.append(self._text_batches[index])
+                    text_mask = self._text_masks[index]
+                    if text_mask is not None:
+                        text_batches.append(self._batches[index][text_mask])
                     taken += len(self._batches[index])
                 index += 1
             up_to = self._sequences[index - 1] if index > first else cursor
@@ -113,24 +115,25 @@ class ChangeJournal:
             texts = TextColumn.from_texts(all_texts)
         return ChangeSet(keys=keys, slots=self.store.rows_of(keys), up_to=up_to, complete=complete, texts=texts)
 
-    def _record(self, sequence: int, changed_keys: KeyArray, origin: int, text_keys: KeyArray) -> None:
+    def _record(self, sequence: int, changed_keys: KeyArray, origin: int, text_mask: TextMask | None) -> None:
         """The store's listener (called under the store's lock, in sequence order)."""
         with self._lock:
             self._sequence = sequence
             self._sequences.append(sequence)
             self._batches.append(changed_keys)
-            self._text_batches.append(text_keys)
+            self._text_masks.append(text_mask)
             self._origins.append(origin)
             self._keys += len(changed_keys)
             while self._keys > self._limit and self._start < len(self._batches) - 1:
                 self._keys -= len(self._batches[self._start])
                 self._floor = self._sequences[self._start]
-                self._batches[self._start] = self._text_batches[self._start] = _EMPTY_KEYS
+                self._batches[self._start] = _EMPTY_KEYS
+                self._text_masks[self._start] = None
                 self._start += 1
             if self._start > 1024 and self._start * 2 > len(self._batches):
                 del self._sequences[: self._start]
                 del self._batches[: self._start]
-                del self._text_batches[: self._start]
+                del self._text_masks[: self._start]
                 del self._origins[: self._start]
                 self._start = 0
             self._changed.notify_all()

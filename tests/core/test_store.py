@@ -205,7 +205,7 @@ def test_every_change_is_told_to_the_listener_in_sequence_order_with_its_origin(
     store.increment(0, {1: 1})
     seen: list[tuple[int, list[int], int]] = []
     assert (
-        store.set_change_listener(lambda sequence, keys, origin, _texts: seen.append((sequence, keys.tolist(), origin)))
+        store.set_change_listener(lambda sequence, keys, origin, _mask: seen.append((sequence, keys.tolist(), origin)))
         == 1
     )
     store.increment(0, {2: 1, 3: 1})

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from storage_app.core.store import GCounterStore
+from storage_app.core.texts import TextColumn
 from sync_app.core.journal import ChangeJournal
 
 
@@ -56,3 +57,43 @@ def test_wait_for_change_wakes_on_a_change_and_otherwise_times_out() -> None:
     assert journal.wait_for_change(1, timeout=30) == 2
     assert time.monotonic() - started < 10  # woken by the write, not by the timeout
     writer.join()
+
+
+def test_a_delta_carries_a_keys_text_with_the_change_that_made_it_known_and_not_after() -> None:
+    store = GCounterStore()
+    journal = ChangeJournal(store)
+    keys = np.array([10, 20, 30], dtype=np.uint64)
+    # Increments: 10 and 20 come with texts, 30 without.
+    store.increment_arrays(0, keys, np.ones(3, dtype=np.uint64), texts=TextColumn.from_texts([b"ten", b"twenty", None]))
+    # A merge from node 1: 30's text becomes known, 40 is new with its text, 10's text is already known.
+    store.merge(
+        np.array([10, 30, 40], dtype=np.uint64),
+        np.array([[0, 1], [0, 1], [0, 1]], dtype=np.uint64),
+        origin=1,
+        texts=TextColumn.from_texts([b"other", b"thirty", b"forty"]),
+    )
+    store.increment_arrays(0, keys, np.ones(3, dtype=np.uint64), texts=TextColumn.from_texts([b"ten", None, None]))
+    first = journal.changes_since(0, 100)
+    assert first is not None and first.texts is not None
+    assert dict(zip(first.keys.tolist(), first.texts.texts(), strict=True)) == {
+        10: b"ten",
+        20: b"twenty",
+        30: b"thirty",
+        40: b"forty",
+    }
+    for_node_1 = journal.changes_since(0, 100, exclude_origin=1)
+    assert for_node_1 is not None and for_node_1.texts is not None
+    assert dict(zip(for_node_1.keys.tolist(), for_node_1.texts.texts(), strict=True)) == {
+        10: b"ten",
+        20: b"twenty",
+        30: None,
+    }, "30's text became known in node 1's merge: node 1 has it"
+    last = journal.changes_since(2, 100)
+    assert last is not None and last.keys.tolist() == [10, 20, 30]
+    assert last.texts is None, "texts already known before the cursor are not sent again"
+    # A text given on its own (as replay does) is a change of that key alone.
+    store.merge(np.array([50], dtype=np.uint64), np.array([[0, 2]], dtype=np.uint64), origin=1)
+    assert store.set_texts(np.array([50, 10], dtype=np.uint64), TextColumn.from_texts([b"fifty", b"again"])) == 1
+    alone = journal.changes_since(4, 100)
+    assert alone is not None and alone.keys.tolist() == [50] and alone.texts is not None
+    assert alone.texts.texts() == [b"fifty"]
