@@ -27,6 +27,18 @@ class NodeFilter(logging.Filter):
         return True
 
 
+class UnavailableIsNotAnError(logging.Filter):
+    """Drops Django's error line for a 503: the node says so while it loads its state or shuts down.
+
+    Those answers are expected (a readiness probe polls ``/readyz`` through
+    every start) and carry a JSON message of their own; an ERROR line per probe
+    would hide the errors that matter.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "status_code", None) != 503
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line."""
 

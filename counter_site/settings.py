@@ -141,7 +141,10 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"node": {"()": "counter_site.logging.NodeFilter"}},
+    "filters": {
+        "node": {"()": "counter_site.logging.NodeFilter"},
+        "unavailable_is_not_an_error": {"()": "counter_site.logging.UnavailableIsNotAnError"},
+    },
     "formatters": {
         "node": formatter_config(
             COUNTER.log_format, "%(asctime)s node=%(node_id)s %(levelname)s %(name)s: %(message)s"
@@ -153,7 +156,7 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": COUNTER.log_level.upper()},
     "loggers": {
         # Django logs every 4xx as a warning; our JSON errors already say what went wrong.
-        "django.request": {"level": "ERROR"},
+        "django.request": {"level": "ERROR", "filters": ["unavailable_is_not_an_error"]},
         "urllib3": {"level": "WARNING"},
     },
 }
