@@ -6,7 +6,7 @@ resolving and DRF's dispatch are about a quarter. This WSGI wrapper answers a
 ``POST /keywords`` on the public port that needs none of them (a declared
 body within COUNTER_MAX_BODY_BYTES, no query string, JSON or no Accept
 header, not an NDJSON batch, no rate limit configured, the write token if one
-is set), with the same bytes and headers as the DRF view, and counts it for
+is set, a Host header COUNTER_ALLOWED_HOSTS allows), with the same bytes and headers as the DRF view, and counts it for
 ``/metrics`` under the same labels.
 
 Everything else takes Django's path, and so does every refusal: when the
@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 
 from counter_site.exceptions import SERVER_ERROR
 from counter_site.metrics import HTTP_DURATION, HTTP_REQUESTS
@@ -54,6 +55,7 @@ class FastKeywordWrites:
         self.limit = config.max_body_bytes
         self.token = config.public_token
         self.enabled = config.rate_limit <= 0  # the rate limit is the middleware's
+        self.allowed_hosts = None if "*" in settings.ALLOWED_HOSTS else list(settings.ALLOWED_HOSTS)
         # What the DRF view's answer carries besides its body: the renderer's type, DRF's
         # Vary and Allow, and the security middleware's headers.
         self.headers = [
@@ -127,4 +129,8 @@ class FastKeywordWrites:
             return None
         if self.token and not authorization_is_bearer(environ.get("HTTP_AUTHORIZATION", ""), self.token):
             return None
+        if self.allowed_hosts is not None and not validate_host(
+            split_domain_port(environ.get("HTTP_HOST", ""))[0], self.allowed_hosts
+        ):
+            return None  # Django's middleware refuses it
         return int(declared)

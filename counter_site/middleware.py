@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -32,6 +33,42 @@ class PortRoutingMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.META.get("SERVER_PORT") == self.sync_port:
             request.urlconf = settings.SYNC_URLCONF
+        return self.get_response(request)
+
+
+class AllowedHostsMiddleware:
+    """The public API answers only to the host names in COUNTER_ALLOWED_HOSTS (all, by default).
+
+    Django checks the Host header only when something asks for it, which a JSON
+    API rarely does; this asks on every public request, so a request naming
+    another host is refused with a JSON 400 before any view runs. Probes and
+    /metrics are exempt (kubelet and Prometheus address a node by its IP), and
+    so is the sync port: peers address each other by their advertised URLs,
+    and the internal token authenticates them.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.sync_port = str(settings.COUNTER.sync_port)
+        self.everyone = "*" in settings.ALLOWED_HOSTS
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self.everyone or request.META.get("SERVER_PORT") == self.sync_port or request.path in _PROBES:
+            return self.get_response(request)
+        try:
+            request.get_host()
+        except DisallowedHost:
+            named = request.META.get("HTTP_HOST", "")
+            return JsonResponse(
+                {
+                    "detail": (
+                        f"This node does not answer to the host {named!r} (the request's Host header); it answers "
+                        f"to {', '.join(settings.ALLOWED_HOSTS)} (COUNTER_ALLOWED_HOSTS). Nothing was done."
+                    ),
+                    "code": "host_not_allowed",
+                },
+                status=400,
+            )
         return self.get_response(request)
 
 

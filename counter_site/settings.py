@@ -68,6 +68,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "counter_site.middleware.MetricsMiddleware",
+    "counter_site.middleware.AllowedHostsMiddleware",
     # Headers for the pages (browsable API, Swagger UI): nosniff, referrer and opener policy, no framing.
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
