@@ -419,7 +419,7 @@ class GCounterStore:
         pending, pending_texts = dict(pending_now), dict(pending_texts_now)
         # A text set after the lock was let go may sit in a newer, larger arena than ``buffer``:
         # it counts as not known yet (as it was when the references were taken).
-        offsets = np.where(text_at < written, text_at, np.uint32(NO_TEXT)).astype(np.uint32, copy=False)
+        texts = _TextsAsTaken(buffer, text_at, written)
         extra = extra or {}
         extra_texts = extra_texts or {}
         totals = _totals(slots)
@@ -433,25 +433,30 @@ class GCounterStore:
         if prefix is None:
             rows, values = _within_reach(np.arange(len(totals)), totals, n)
         else:
-            rows = rows_with_prefix(buffer, offsets, np.flatnonzero(totals), prefix)
-            rows, values = _within_reach(rows, totals[rows], n)
-        chosen = _highest_rows(keys, offsets, buffer, rows, values, n)
+            rows = rows_with_prefix(buffer, text_at, prefix, written)
+            rows, values = _within_reach(rows, totals[rows], n)  # drops the rows whose total is 0
+        chosen = _highest_rows(keys, texts, rows, values, n)
         listed = [
             TopRow(key, sum(row) + extra.get(key, 0), text)
             for key, row, text in zip(
-                keys[chosen].tolist(), slots[chosen].tolist(), iter_entries(buffer, offsets[chosen]), strict=True
+                keys[chosen].tolist(), slots[chosen].tolist(), iter_entries(buffer, texts.offsets(chosen)), strict=True
             )
         ]
         # Keys outside the arrays: new since the last compaction, or held only in ``extra``. One
         # below the lowest of n rows listed already cannot get in.
         floor = max(min((row.count for row in listed), default=0) if len(listed) >= n else 0, 1)
-        outside = {key: sum(row) + extra.get(key, 0) for key, row in pending.items()}
-        for key, amount in extra.items():
-            if key not in outside and not _contains(keys, key):
-                outside[key] = amount
-        for key, total in outside.items():
-            if total < floor:
-                continue
+        outside: list[tuple[int, int]]
+        if extra:
+            totals_of = {key: sum(row) + extra.get(key, 0) for key, row in pending.items()}
+            for key, amount in extra.items():
+                if key not in totals_of and not _contains(keys, key):
+                    totals_of[key] = amount
+            outside = [(key, total) for key, total in totals_of.items() if total >= floor]
+        else:
+            # Sums in C (``map``), one comparison each in Python: there may be tens of thousands of such keys.
+            sums = zip(pending, map(sum, pending.values()), strict=True)
+            outside = [(key, total) for key, total in sums if total >= floor]
+        for key, total in outside:
             text = pending_texts.get(key) or extra_texts.get(key)
             if prefix is None or (text is not None and text.startswith(prefix)):
                 listed.append(TopRow(key, total, text))
@@ -668,13 +673,22 @@ def _within_reach(rows: npt.NDArray[np.intp], values: KeyArray, n: int) -> tuple
     return rows[nonzero], values[nonzero]
 
 
+@dataclass(frozen=True)
+class _TextsAsTaken:
+    """The texts as ``top`` took them under the lock: an offset at or past ``written`` is not known yet."""
+
+    buffer: npt.NDArray[np.uint8]
+    text_at: OffsetArray
+    written: int
+
+    def offsets(self, rows: npt.NDArray[np.intp]) -> OffsetArray:
+        """The offsets of ``rows``, ``NO_TEXT`` where the text was not known when taken."""
+        offsets = self.text_at[rows]
+        return np.where(offsets < self.written, offsets, np.uint32(NO_TEXT)).astype(np.uint32, copy=False)
+
+
 def _highest_rows(
-    keys: KeyArray,
-    offsets: OffsetArray,
-    buffer: npt.NDArray[np.uint8],
-    rows: npt.NDArray[np.intp],
-    values: KeyArray,
-    n: int,
+    keys: KeyArray, texts: _TextsAsTaken, rows: npt.NDArray[np.intp], values: KeyArray, n: int
 ) -> npt.NDArray[np.intp]:
     """The ``n`` of ``rows`` first in ``TopRow.order`` (unsorted), by ``values``, without looking at every text.
 
@@ -686,28 +700,29 @@ def _highest_rows(
     cut = np.partition(values, len(values) - n)[len(values) - n]
     above = rows[values > cut]
     tied = rows[values == cut]
-    return np.concatenate((above, _first_by_text(keys, offsets, buffer, tied, n - len(above))))
+    return np.concatenate((above, _first_by_text(keys, texts, tied, n - len(above))))
 
 
 def _first_by_text(
-    keys: KeyArray, offsets: OffsetArray, buffer: npt.NDArray[np.uint8], rows: npt.NDArray[np.intp], wanted: int
+    keys: KeyArray, texts: _TextsAsTaken, rows: npt.NDArray[np.intp], wanted: int
 ) -> npt.NDArray[np.intp]:
     """The ``wanted`` rows whose texts come first (keys without a text last, by key)."""
     if len(rows) <= wanted:
         return rows
     # Compare the first 8 bytes of every text at once; only rows that tie on them
     # at the boundary need their whole texts compared.
-    leads = leading_bytes(buffer, offsets[rows])
+    offsets = texts.offsets(rows)
+    leads = leading_bytes(texts.buffer, offsets)
     boundary_lead = np.partition(leads, wanted - 1)[wanted - 1]
     sure = rows[leads < boundary_lead]
-    boundary = rows[leads == boundary_lead]
+    at_boundary = leads == boundary_lead
+    boundary = rows[at_boundary]
     still = wanted - len(sure)
     if boundary_lead == _U64_MAX:  # no texts: by key
         boundary = boundary[np.argsort(keys[boundary], kind="stable")]
     else:
-        boundary = np.array(
-            sorted(boundary.tolist(), key=lambda row: read_entry(buffer, int(offsets[row]))), dtype=np.intp
-        )
+        whole_texts = [read_entry(texts.buffer, offset) for offset in offsets[at_boundary].tolist()]
+        boundary = boundary[sorted(range(len(boundary)), key=whole_texts.__getitem__)]
     return np.concatenate((sure, boundary[:still]))
 
 

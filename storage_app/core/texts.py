@@ -198,19 +198,21 @@ def entry_spans(buffer: npt.NDArray[np.uint8], offsets: OffsetArray) -> tuple[Po
 
 
 def rows_with_prefix(
-    buffer: npt.NDArray[np.uint8], offsets: OffsetArray, rows: npt.NDArray[np.intp], prefix: bytes
+    buffer: npt.NDArray[np.uint8], offsets: OffsetArray, prefix: bytes, written: int
 ) -> npt.NDArray[np.intp]:
-    """The ``rows`` whose text (at ``offsets[row]``) starts with ``prefix``; rows without a text never do.
+    """The rows whose text (at ``offsets[row]``) starts with ``prefix``, ascending.
 
-    The first byte is compared for every row in one gather (a text is never
-    empty, and its offset is where it starts); the rest one byte at a time over
-    the rows still in, so the work falls off as fast as the matches do.
+    Only texts within the first ``written`` bytes of ``buffer`` count: rows
+    without a text (``NO_TEXT`` is never below it) or with one written later
+    never match. The first byte is compared for every such row in one gather (a
+    text is never empty, and its offset is where it starts); the rest one byte
+    at a time over the rows still in, so the work falls off as fast as the
+    matches do.
     """
-    found = offsets[rows]
-    known = found != NO_TEXT
-    rows, found = rows[known], found[known]
+    rows = np.flatnonzero(offsets < written)
     if not prefix or len(rows) == 0:
         return rows
+    found = offsets[rows]
     same = np.flatnonzero(buffer[found] == prefix[0])
     rows = rows[same]
     starts, lengths = entry_spans(buffer, found[same])
