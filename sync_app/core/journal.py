@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from storage_app.core.store import GCounterStore, KeyArray, SlotArray, TextMask
+from storage_app.core.store import GCounterStore, KeyArray, SlotArray, TextMask, sorted_unique
 from storage_app.core.texts import TextColumn
 
 DEFAULT_JOURNAL_KEYS = 2_000_000
@@ -105,10 +105,11 @@ class ChangeJournal:
                 index += 1
             up_to = self._sequences[index - 1] if index > first else cursor
             complete = up_to == self._sequence
-        keys = np.unique(np.concatenate(batches)) if batches else _EMPTY_KEYS
+        keys = sorted_unique(np.concatenate(batches)) if batches else _EMPTY_KEYS
         texts = None
         if text_batches:
-            with_text = np.flatnonzero(np.isin(keys, np.concatenate(text_batches)))
+            # Every key of a text batch is among ``keys`` (its batch is), so a search finds it.
+            with_text = np.searchsorted(keys, sorted_unique(np.concatenate(text_batches)))
             all_texts: list[bytes | None] = [None] * len(keys)
             for position, text in zip(with_text.tolist(), self.store.texts_of(keys[with_text]), strict=True):
                 all_texts[position] = text

@@ -238,3 +238,17 @@ def test_reads_during_writes_never_go_backwards_and_end_exact() -> None:
         last = seen
     writer.join()
     assert store.read([1, 500, 2000]) == [207, 200, 200]
+
+
+_KEY_LISTS = st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=60)
+
+
+@given(_KEY_LISTS, _KEY_LISTS)
+@settings(max_examples=200, deadline=None)
+def test_sorted_unique_and_marked_union_agree_with_numpy(keys: list[int], marked: list[int]) -> None:
+    key_array = np.array(keys, dtype=np.uint64)
+    marked_array = np.unique(np.array(marked, dtype=np.uint64))  # marked keys are distinct
+    assert store_module.sorted_unique(key_array).tolist() == np.unique(key_array).tolist()
+    union, mask = store_module.marked_union(np.unique(key_array), marked_array)
+    assert union.tolist() == np.union1d(key_array, marked_array).tolist()
+    assert mask.tolist() == np.isin(union, marked_array).tolist()
