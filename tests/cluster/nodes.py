@@ -18,10 +18,36 @@ import requests
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
+# Ports are handed out below the kernel's ephemeral range (32768 and up on Linux), where
+# the local ends of outgoing connections never land, in a band of their own for each
+# pytest-xdist worker (and one for a process outside pytest, such as `make bench`): a
+# port asked of the kernel (bind to port 0) comes from the ephemeral range, and in the
+# moment between the probe and the node's own bind, a client connection of another
+# test could take it.
+_PORT_BANDS_START, _PORT_BAND_SIZE, _PORT_BANDS = 20000, 1400, 9
+_next_port_index = os.getpid() % _PORT_BAND_SIZE
+
+
+def _port_band_start() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    band = int(worker[2:]) % (_PORT_BANDS - 1) if worker.startswith("gw") and worker[2:].isdigit() else _PORT_BANDS - 1
+    return _PORT_BANDS_START + band * _PORT_BAND_SIZE
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nothing listens on, not handed out before by this process (until its band wraps)."""
+    global _next_port_index
+    start = _port_band_start()
+    for _ in range(_PORT_BAND_SIZE):
+        port = start + _next_port_index
+        _next_port_index = (_next_port_index + 1) % _PORT_BAND_SIZE
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or in TIME_WAIT after an earlier test
+            return port
+    raise RuntimeError(f"no free port in 127.0.0.1:{start}..{start + _PORT_BAND_SIZE - 1}")
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -181,8 +207,11 @@ def start_all(nodes: list[Node]) -> None:
     """Start nodes side by side (so they can meet), then wait until each serves and counts in its own slot."""
     for node in nodes:
         node.start(wait=False)
+    # Every node serving first: a node that failed to start says why at once, instead of
+    # its peers waiting out their deadline to learn their slots from it.
     for node in nodes:
         node.wait_ready()
+    for node in nodes:
         node.wait_settled()
 
 
