@@ -6,8 +6,8 @@ resolving and DRF's dispatch are about a quarter. This WSGI wrapper answers a
 ``POST /keywords`` on the public port that needs none of them (a declared
 body within COUNTER_MAX_BODY_BYTES, no query string, JSON or no Accept
 header, not an NDJSON batch, no rate limit configured, the write token if one
-is set, a Host header COUNTER_ALLOWED_HOSTS allows), with the same bytes and headers as the DRF view, and counts it for
-``/metrics`` under the same labels.
+is set, a Host header COUNTER_ALLOWED_HOSTS allows), with the same bytes and
+headers as the DRF view, and counts it for ``/metrics`` under the same labels.
 
 Everything else takes Django's path, and so does every refusal: when the
 node refuses the text (not UTF-8, a bad or reused Idempotency-Key, still

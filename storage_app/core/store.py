@@ -27,9 +27,10 @@ safe to call from any thread.
 Every call that changes something gets the next number of the store's change
 ``sequence`` and tells its listener (``set_change_listener``) which keys it
 changed (a key whose text became known counts as changed), which of them had
-their text become known (a mask beside the keys), and where the change came from; replication keeps its change journal
-that way, outside the store. ``applied_lsn`` is the last write-ahead log record
-whose increments are in the store; each exported chunk carries it, read under
+their text become known (a mask beside the keys), and where the change came
+from; replication keeps its change journal that way, outside the store.
+``applied_lsn`` is the last write-ahead log record whose increments are in
+the store; each exported chunk carries it, read under
 the same lock as the rows, which is what makes recovery's replay exact.
 """
 
